@@ -1,0 +1,88 @@
+"""Local builder: target-platform binary wheels with uv, npm with --os/--cpu/--libc; no container."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from pathlib import Path
+
+from ..errors import BuildError
+from ..fingerprint import Fingerprint
+from ..runtimes import NPM_CPU
+from ..spec import LayerSpec
+from ..tools import npm_command, uv_command
+from . import Log, NoCompatibleWheel
+
+# uv's wording when a pinned package has no wheel for the target (and sdists are refused).
+_NO_WHEEL_MARKERS = ("no wheels with a matching", "has no usable wheels", "only-binary",
+                     "no-binary", "no matching distribution", "wheels are available")
+
+
+class LocalBuilder:
+    """Installs on this machine for the Lambda target; never compiles (binary artifacts only)."""
+
+    name = "local"
+
+    def build(self, spec: LayerSpec, fp: Fingerprint, root: Path, log: Log) -> None:
+        if spec.runtime.language == "python":
+            self._python(spec, fp, root, log)
+        else:
+            self._node(spec, fp, root, log)
+
+    def _python(self, spec: LayerSpec, fp: Fingerprint, root: Path, log: Log) -> None:
+        target = root / spec.runtime.layer_prefix
+        platform = spec.runtime.manylinux_platform(spec.architecture)
+        with tempfile.TemporaryDirectory(prefix="pll-local-") as tmp:
+            reqs = Path(tmp) / "requirements.txt"
+            reqs.write_text(fp.install_files["requirements.txt"])
+            cmd = [*uv_command(), "pip", "install", "--no-deps", "--only-binary", ":all:",
+                   "--target", str(target), "--python-platform", platform,
+                   "--python-version", spec.runtime.version, "--link-mode", "copy",
+                   "-r", str(reqs)]
+            log(f"local: uv pip install {len(fp.packages)} packages for {platform} "
+                f"py{spec.runtime.version}")
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=_proxy_env(spec))
+        if proc.returncode != 0:
+            lowered = proc.stderr.lower()
+            if any(marker in lowered for marker in _NO_WHEEL_MARKERS):
+                raise NoCompatibleWheel(_first_error(proc.stderr) + f" (no wheel for {platform})")
+            raise BuildError("local build (uv)", f"uv exited with {proc.returncode}",
+                             proc.stderr[-4000:])
+
+    def _node(self, spec: LayerSpec, fp: Fingerprint, root: Path, log: Log) -> None:
+        if '"hasInstallScript": true' in fp.install_files["package-lock.json"]:
+            raise NoCompatibleWheel("a package runs an install script (native build), which "
+                                    "only a Lambda-compatible container can run for the target")
+        project = root / "nodejs"
+        project.mkdir(parents=True)
+        for name, text in fp.install_files.items():
+            (project / name).write_text(text)
+        cmd = [*npm_command(), "ci", "--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund",
+               "--os=linux", f"--cpu={NPM_CPU[spec.architecture]}", "--libc=glibc"]
+        log(f"local: npm ci for linux/{NPM_CPU[spec.architecture]}/glibc")
+        proc = subprocess.run(cmd, cwd=project, capture_output=True, text=True,
+                              env=_proxy_env(spec))
+        for name in fp.install_files:
+            (project / name).unlink(missing_ok=True)
+        if proc.returncode != 0:
+            raise BuildError("local build (npm ci)", f"npm exited with {proc.returncode}",
+                             (proc.stdout + proc.stderr)[-4000:])
+
+
+def _proxy_env(spec: LayerSpec) -> dict[str, str]:
+    import os
+
+    env = dict(os.environ)
+    for key, value in spec.proxy.items():
+        env[key] = env[key.lower()] = value
+    if spec.ca_bundle:
+        env["SSL_CERT_FILE"] = env["NODE_EXTRA_CA_CERTS"] = str(spec.ca_bundle)
+    return env
+
+
+def _first_error(stderr: str) -> str:
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    for line in lines:
+        if "error" in line.lower() or "because" in line.lower():
+            return line.removeprefix("×").strip()
+    return lines[0] if lines else "uv failed"

@@ -1,0 +1,168 @@
+"""The `lambda-layers` command: build, inspect and hash layers without Pulumi."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .errors import LayerError, SpecError, ValidationError
+from .runtimes import ARCHITECTURES, RUNTIMES, check_architecture, get_runtime
+from .spec import BUILDERS, LOCK_NAMES, SLIM_SWITCHES, LayerSpec, spec_from_dict
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code (0 ok, 1 build or validation failed, 2 bad input)."""
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ValidationError as exc:
+        _emit_error(args, "validation", str(exc), getattr(exc.report, "to_dict", dict)())
+        return 1
+    except SpecError as exc:
+        _emit_error(args, "input", str(exc))
+        return 2
+    except LayerError as exc:
+        _emit_error(args, "build", str(exc))
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lambda-layers", description=__doc__)
+    sub = p.add_subparsers(required=True, metavar="COMMAND")
+
+    b = sub.add_parser("build", help="build a layer zip from a dependency source")
+    _target_args(b)
+    b.add_argument("source", help="requirements.txt, uv.lock, poetry.lock, package.json, "
+                                  "or a folder to ship as it is")
+    b.add_argument("-o", "--output", required=True, type=Path, help="where to write the zip")
+    b.add_argument("--locked", action="store_true",
+                   help="treat a requirements file as a lock (every line pinned with ==)")
+    b.add_argument("--builder", choices=BUILDERS, default="auto")
+    b.add_argument("--image", help="build image (default: the AWS SAM build image)")
+    b.add_argument("--network", dest="network_mode", help="docker network mode, e.g. host")
+    b.add_argument("--ca-bundle", help="extra CA certificates (PEM) for registries behind a proxy")
+    b.add_argument("--proxy", action="append", default=[], metavar="KEY=VALUE",
+                   help="HTTP_PROXY/HTTPS_PROXY/NO_PROXY for the build (repeatable)")
+    b.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                   help="leave out files matching this layer-relative glob (repeatable)")
+    b.add_argument("--slim", action="append", default=[], choices=SLIM_SWITCHES)
+    b.add_argument("--quiet", action="store_true", help="no progress lines")
+    b.set_defaults(func=_build)
+
+    h = sub.add_parser("hash", help="print the content hash and package manifest; builds nothing")
+    _target_args(h)
+    h.add_argument("source")
+    h.add_argument("--locked", action="store_true")
+    h.add_argument("--builder", choices=BUILDERS, default="auto")
+    h.add_argument("--image")
+    h.set_defaults(func=_hash)
+
+    i = sub.add_parser("inspect", help="validate a layer zip for a runtime and architecture")
+    _target_args(i)
+    i.add_argument("zip", type=Path)
+    i.set_defaults(func=_inspect)
+    return p
+
+
+def _target_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--runtime", required=True, metavar="RUNTIME",
+                   help="Lambda runtime id: " + ", ".join(RUNTIMES))
+    p.add_argument("--arch", default="x86_64", metavar="ARCH", help=" | ".join(ARCHITECTURES))
+    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+
+
+def _spec(args: argparse.Namespace) -> LayerSpec:
+    source = Path(args.source)
+    if source.is_dir():
+        kind = "source_dir"
+    elif source.name == "package.json":
+        kind = "package_json"
+    elif source.name in LOCK_NAMES or args.locked:
+        kind = "lock"
+    else:
+        kind = "requirements"
+    values: dict[str, Any] = {"runtime": args.runtime, "architecture": args.arch,
+                              kind: str(source), "builder": args.builder, "image": args.image}
+    for key in ("network_mode", "ca_bundle"):
+        if getattr(args, key, None):
+            values[key] = getattr(args, key)
+    proxy = {}
+    for item in getattr(args, "proxy", []):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SpecError("--proxy", f"{item!r} is not KEY=VALUE",
+                            "e.g. --proxy HTTPS_PROXY=http://proxy:3128")
+        proxy[key] = value
+    if proxy:
+        values["proxy"] = proxy
+    if getattr(args, "exclude", None):
+        values["exclude"] = args.exclude
+    if getattr(args, "slim", None):
+        values["slim"] = args.slim
+    return spec_from_dict(values)
+
+
+def _build(args: argparse.Namespace) -> int:
+    from .build import build_layer
+
+    spec = _spec(args)
+    quiet = args.quiet or args.json
+    result = build_layer(spec, args.output, log=(lambda _m: None) if quiet else _progress)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2, sort_keys=True))
+        return 0
+    z = result.zip
+    print(f"built {z.path}")
+    print(f"  content hash  {result.content_hash}")
+    print(f"  builder       {result.builder} ({result.builder_reason})")
+    print(f"  packages      {len(result.packages)}")
+    print(f"  zipped        {z.zipped_size:,} bytes ({z.file_count} files)")
+    print(f"  unzipped      {z.unzipped_size:,} bytes")
+    print(f"  sha256        {z.sha256}")
+    for warning in result.warnings:
+        print(f"  warning: {warning}")
+    return 0
+
+
+def _hash(args: argparse.Namespace) -> int:
+    from .fingerprint import fingerprint
+
+    fp = fingerprint(_spec(args))
+    if args.json:
+        print(json.dumps({"content_hash": fp.content_hash, "packages": fp.packages}, indent=2))
+    else:
+        print(fp.content_hash)
+        for name, version in fp.packages.items():
+            print(f"  {name} {version}")
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from .validate import inspect_zip
+
+    runtime = get_runtime(args.runtime, "--runtime")
+    arch = check_architecture(args.arch, "--arch")
+    if not args.zip.is_file():
+        raise SpecError("zip", f"{args.zip} does not exist", "give the path of a layer zip")
+    report = inspect_zip(args.zip, runtime, arch)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report)
+    return 0 if report.ok else 1
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _emit_error(args: argparse.Namespace, kind: str, message: str,
+                details: dict[str, Any] | None = None) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps({"error": kind, "message": message, **({"report": details}
+                                                                 if details else {})}, indent=2))
+    print(f"error: {message}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import BuildError
+
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip can hold: no clock leaks in
 
 # Never packed: bytecode is rebuilt by the runtime and differs per machine; these dist-info files
@@ -65,7 +67,12 @@ def _inside_package(parts: list[str]) -> list[str]:
 def make_zip(root: Path, output: Path, exclude: Iterable[str] = (), slim: Iterable[str] = (),
              compresslevel: int = 6) -> ZipResult:
     """Pack root into output; same files in -> same bytes out. Written atomically (tmp + rename)."""
+    if not root.is_dir():
+        raise BuildError("package", f"{root} is not a directory")
     entries = _collect(root, tuple(exclude), tuple(slim))
+    if not entries:
+        raise BuildError("package", f"no files to pack in {root}",
+                         fix="the build installed nothing, or exclude=/slim= removed every file")
     output.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=".pll-", suffix=".zip", dir=output.parent)
     os.close(fd)

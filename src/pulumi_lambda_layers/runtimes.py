@@ -85,7 +85,14 @@ RUNTIMES: dict[str, Runtime] = {r.id: r for r in _TABLE}
 
 
 def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
-    """A ' did you mean X?' suffix for a misspelt choice, or ''."""
+    """A 'did you mean X?' hint for a misspelt choice, or ''."""
+    # Look-alike typos (python3.1l, nodejs2O.x) are not "close" to difflib; catch them first.
+    def plain(text: str) -> str:
+        return text.lower().replace("l", "1").replace("o", "0").replace("-", "_")
+
+    same = [c for c in choices if plain(c) == plain(word)]
+    if same:
+        return f"did you mean {same[0]!r}?"
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"did you mean {close[0]!r}?" if close else ""
 

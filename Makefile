@@ -1,0 +1,39 @@
+# Every target sets up what it needs, idempotently; slow things are cached in $(PLL_DEV_CACHE).
+SHELL := /bin/bash
+VENV := .venv
+export PLL_DEV_CACHE ?= $(HOME)/.cache/pulumi-lambda-layers-dev
+export PYTHON := $(CURDIR)/$(VENV)/bin/python
+
+.PHONY: setup venv docker images pulumi test unit demo bench clean
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $@
+
+docker:
+	bash scripts/ensure-docker.sh
+
+images: docker
+	bash scripts/build-images.sh
+
+pulumi: venv
+	bash scripts/pulumi-cli.sh
+
+setup: venv images pulumi
+
+test: setup
+	$(VENV)/bin/pytest
+
+unit: venv
+	$(VENV)/bin/pytest tests/unit
+
+demo: setup
+	bash scripts/demo.sh
+
+bench: setup
+	$(VENV)/bin/python bench/build_speed.py
+
+clean:
+	rm -rf $(VENV) build dist out

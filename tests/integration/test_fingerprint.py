@@ -1,0 +1,138 @@
+"""content_hash: same content -> same hash anywhere; a real change (pin, transitive, arch, image) -> new."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pulumi_lambda_layers import SpecError, make_spec
+from pulumi_lambda_layers.fingerprint import fingerprint
+from pulumi_lambda_layers.tools import uv_command
+from tests.conftest import write
+
+REQS = "requests==2.32.3\nsix==1.16.0\n"
+
+
+def _hash(**kwargs: object) -> str:
+    return fingerprint(make_spec(**kwargs)).content_hash
+
+
+def test_same_spec_from_two_checkouts_same_hash(tmp_path: Path) -> None:
+    a = write(tmp_path / "checkout-a/layers/deps/requirements.txt", REQS)
+    b = write(tmp_path / "elsewhere/b/requirements.txt", REQS)
+    assert _hash(runtime="python3.11", requirements=str(a)) == \
+        _hash(runtime="python3.11", requirements=str(b))
+
+
+def test_unpinned_requirements_resolve_transitively(tmp_path: Path) -> None:
+    req = write(tmp_path / "requirements.txt", "requests==2.32.3\n")
+    fp = fingerprint(make_spec(runtime="python3.11", requirements=str(req)))
+    # The transitive set is pinned, so an upstream release of urllib3 shows up as a new hash.
+    assert {"requests", "urllib3", "idna", "certifi", "charset-normalizer"} <= set(fp.packages)
+    assert fp.packages["requests"] == "2.32.3"
+    assert all(fp.packages.values())
+
+
+def test_transitive_change_changes_hash(tmp_path: Path) -> None:
+    one = write(tmp_path / "one/requirements.txt", "requests==2.32.3\nurllib3==2.2.1\n")
+    two = write(tmp_path / "two/requirements.txt", "requests==2.32.3\nurllib3==2.2.2\n")
+    assert _hash(runtime="python3.11", requirements=str(one)) != \
+        _hash(runtime="python3.11", requirements=str(two))
+
+
+def test_pin_arch_image_and_builder_change_hash(tmp_path: Path) -> None:
+    req = write(tmp_path / "requirements.txt", REQS)
+    bumped = write(tmp_path / "bumped/requirements.txt", REQS.replace("six==1.16.0", "six==1.17.0"))
+    base = _hash(runtime="python3.11", requirements=str(req))
+    assert base != _hash(runtime="python3.11", requirements=str(bumped))
+    assert base != _hash(runtime="python3.11", architecture="arm64", requirements=str(req))
+    assert base != _hash(runtime="python3.11", requirements=str(req), image="example/other:1")
+    assert base != _hash(runtime="python3.12", requirements=str(req))
+    # Options that never change the bytes do not change the hash.
+    assert base == _hash(runtime="python3.11", requirements=str(req), network_mode="host",
+                         proxy={"HTTPS_PROXY": "http://proxy:3128"})
+
+
+def test_comments_and_order_do_not_change_hash(tmp_path: Path) -> None:
+    a = write(tmp_path / "a/requirements.txt", REQS)
+    b = write(tmp_path / "b/requirements.txt", "# our deps\nsix==1.16.0   \n\nrequests==2.32.3\n")
+    assert _hash(runtime="python3.11", requirements=str(a)) == \
+        _hash(runtime="python3.11", requirements=str(b))
+
+
+def test_uv_lock_in_sync_and_out_of_sync(tmp_path: Path) -> None:
+    project = tmp_path / "proj"
+    write(project / "pyproject.toml", '[project]\nname = "demo"\nversion = "0.1.0"\n'
+          'requires-python = ">=3.11"\ndependencies = ["six==1.16.0"]\n')
+    subprocess.run([*uv_command(), "lock", "--project", str(project), "-q"], check=True)
+    fp = fingerprint(make_spec(runtime="python3.11", lock=str(project / "uv.lock")))
+    assert fp.packages == {"six": "1.16.0"}
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('"six==1.16.0"', '"six==1.16.0", "idna"'))
+    with pytest.raises(SpecError, match="does not match .*run `uv lock`"):
+        fingerprint(make_spec(runtime="python3.11", lock=str(project / "uv.lock")))
+
+
+def test_poetry_lock(tmp_path: Path) -> None:
+    write(tmp_path / "pyproject.toml", '[tool.poetry.dependencies]\npython = "^3.11"\n'
+          'six = "1.16.0"\nidna = "*"\n')
+    lock = write(tmp_path / "poetry.lock", '''
+[[package]]
+name = "six"
+version = "1.16.0"
+groups = ["main"]
+files = [{file = "six-1.16.0-py2.py3-none-any.whl", hash = "sha256:abc"}]
+
+[[package]]
+name = "pytest"
+version = "8.0.0"
+groups = ["dev"]
+
+[metadata]
+lock-version = "2.1"
+''')
+    with pytest.raises(SpecError, match="idna not locked"):
+        fingerprint(make_spec(runtime="python3.11", lock=str(lock)))
+    (tmp_path / "pyproject.toml").write_text('[tool.poetry.dependencies]\nsix = "1.16.0"\n')
+    assert fingerprint(make_spec(runtime="python3.11", lock=str(lock))).packages == {"six": "1.16.0"}
+
+
+def _npm_project(root: Path, deps: dict[str, str]) -> Path:
+    manifest = write(root / "package.json", json.dumps({"name": "l", "version": "1.0.0",
+                                                        "dependencies": deps}))
+    npm = shutil.which("npm")
+    assert npm, "npm is missing: install Node.js and npm"
+    subprocess.run([npm, "install", "--package-lock-only", "--ignore-scripts", "--no-audit",
+                    "--no-fund"], cwd=root, check=True, capture_output=True)
+    return manifest
+
+
+def test_package_lock_manifest_and_mismatch(tmp_path: Path) -> None:
+    manifest = _npm_project(tmp_path / "n", {"is-number": "7.0.0"})
+    fp = fingerprint(make_spec(runtime="nodejs20.x", package_json=str(manifest)))
+    assert fp.packages == {"is-number": "7.0.0"}
+    manifest.write_text(json.dumps({"name": "l", "version": "1.0.0",
+                                    "dependencies": {"is-number": "7.0.0", "is-odd": "3.0.1"}}))
+    with pytest.raises(SpecError, match="out of sync with package.json: is-odd"):
+        fingerprint(make_spec(runtime="nodejs20.x", package_json=str(manifest)))
+
+
+def test_package_json_without_lock_is_resolved(tmp_path: Path) -> None:
+    manifest = write(tmp_path / "package.json", json.dumps({"dependencies": {"is-odd": "3.0.1"}}))
+    fp = fingerprint(make_spec(runtime="nodejs20.x", package_json=str(manifest)))
+    assert fp.packages["is-odd"] == "3.0.1" and "is-number" in fp.packages
+    assert "package-lock.json" in fp.install_files
+
+
+def test_source_dir_hash_ignores_location_and_bytecode(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        write(tmp_path / name / "python/mylib/__init__.py", "VALUE = 1\n")
+    write(tmp_path / "b/python/mylib/__pycache__/__init__.cpython-311.pyc", "junk")
+    ha = _hash(runtime="python3.11", source_dir=str(tmp_path / "a"))
+    assert ha == _hash(runtime="python3.11", source_dir=str(tmp_path / "b"))
+    (tmp_path / "b/python/mylib/__init__.py").write_text("VALUE = 2\n")
+    assert ha != _hash(runtime="python3.11", source_dir=str(tmp_path / "b"))

@@ -1,0 +1,100 @@
+"""The layer zip is a pure function of the files: order, times, owners and bytecode never leak in."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from pulumi_lambda_layers.errors import BuildError
+from pulumi_lambda_layers.archive import is_excluded, make_zip
+from tests.conftest import write
+
+PREFIX = "python/lib/python3.11/site-packages"
+
+
+def _tree(root: Path, order: list[str]) -> None:
+    files = {
+        f"{PREFIX}/pkg/__init__.py": "x = 1\n",
+        f"{PREFIX}/pkg/mod.py": "y = 2\n",
+        f"{PREFIX}/pkg/bin/tool": "#!/bin/sh\n",
+        f"{PREFIX}/pkg-1.0.dist-info/METADATA": "Name: pkg\nVersion: 1.0\n",
+        f"{PREFIX}/pkg-1.0.dist-info/RECORD": f"pkg/__init__.py,sha256=,{root}\n",
+        f"{PREFIX}/pkg-1.0.dist-info/INSTALLER": "uv\n",
+        f"{PREFIX}/pkg/__pycache__/mod.cpython-311.pyc": "junk",
+        f"{PREFIX}/pkg/tests/test_x.py": "assert True\n",
+    }
+    for rel in order:
+        write(root / rel, files[rel])
+    os.chmod(root / f"{PREFIX}/pkg/bin/tool", 0o775)
+
+
+def test_same_files_give_same_bytes_whatever_order_and_mtime(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    names = [
+        f"{PREFIX}/pkg/__init__.py", f"{PREFIX}/pkg/mod.py", f"{PREFIX}/pkg/bin/tool",
+        f"{PREFIX}/pkg-1.0.dist-info/METADATA", f"{PREFIX}/pkg-1.0.dist-info/RECORD",
+        f"{PREFIX}/pkg-1.0.dist-info/INSTALLER", f"{PREFIX}/pkg/__pycache__/mod.cpython-311.pyc",
+        f"{PREFIX}/pkg/tests/test_x.py",
+    ]
+    _tree(a, names)
+    _tree(b, list(reversed(names)))
+    os.utime(b / f"{PREFIX}/pkg/mod.py", (time.time() - 86400 * 400,) * 2)
+    za = make_zip(a, tmp_path / "a.zip")
+    zb = make_zip(b, tmp_path / "b.zip")
+    assert za.sha256 == zb.sha256
+    assert (tmp_path / "a.zip").read_bytes() == (tmp_path / "b.zip").read_bytes()
+
+
+def test_entries_sorted_fixed_time_modes_and_no_bytecode(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    _tree(root, [f"{PREFIX}/pkg/__init__.py", f"{PREFIX}/pkg/bin/tool",
+                 f"{PREFIX}/pkg/__pycache__/mod.cpython-311.pyc",
+                 f"{PREFIX}/pkg-1.0.dist-info/RECORD", f"{PREFIX}/pkg-1.0.dist-info/METADATA"])
+    result = make_zip(root, tmp_path / "l.zip")
+    with zipfile.ZipFile(result.path) as zf:
+        infos = zf.infolist()
+    names = [i.filename for i in infos]
+    assert names == sorted(names)
+    assert not any("__pycache__" in n or n.endswith("RECORD") for n in names)
+    assert all(i.date_time == (1980, 1, 1, 0, 0, 0) for i in infos)
+    modes = {i.filename.rsplit("/", 1)[-1]: stat.S_IMODE(i.external_attr >> 16) for i in infos}
+    assert modes["tool"] == 0o755 and modes["__init__.py"] == 0o644
+    assert result.file_count == 3
+
+
+def test_symlink_is_stored_as_link(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    write(root / "nodejs/node_modules/a/index.js", "module.exports = 1\n")
+    (root / "nodejs/node_modules/.bin").mkdir()
+    os.symlink("../a/index.js", root / "nodejs/node_modules/.bin/a")
+    result = make_zip(root, tmp_path / "l.zip")
+    with zipfile.ZipFile(result.path) as zf:
+        info = zf.getinfo("nodejs/node_modules/.bin/a")
+        assert stat.S_ISLNK(info.external_attr >> 16)
+        assert zf.read(info) == b"../a/index.js"
+
+
+def test_exclude_and_slim_rules() -> None:
+    assert is_excluded(f"{PREFIX}/pandas/tests/test_a.py", slim=["strip_tests"])
+    assert not is_excluded(f"{PREFIX}/pandas/tests/test_a.py")
+    assert not is_excluded(f"{PREFIX}/tests/__init__.py", slim=["strip_tests"])  # a package named tests
+    assert is_excluded(f"{PREFIX}/boto3/x.pyi", slim=["strip_type_stubs"])
+    assert is_excluded(f"{PREFIX}/boto3/data/big.json", exclude=["*/boto3/data/*"])
+    assert is_excluded("nodejs/node_modules/x/test/a.js", slim=["strip_tests"])
+    assert not is_excluded("nodejs/node_modules/test/index.js", slim=["strip_tests"])
+
+
+def test_nothing_to_pack_is_an_error_and_writes_nothing(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    write(root / f"{PREFIX}/pkg/__pycache__/a.pyc", "x")
+    out = tmp_path / "out" / "l.zip"
+    with pytest.raises(BuildError, match="no files to pack"):
+        make_zip(root, out)
+    with pytest.raises(BuildError, match="not a directory"):
+        make_zip(tmp_path / "missing", out)
+    assert not out.exists()

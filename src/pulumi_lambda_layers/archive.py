@@ -43,6 +43,8 @@ def is_excluded(rel: str, exclude: Iterable[str] = (), slim: Iterable[str] = ())
         return True
     if len(parts) >= 2 and parts[-2].endswith(".dist-info") and parts[-1] in _INSTALLER_FILES:
         return True
+    if len(parts) >= 2 and parts[-2] == "site-packages" and parts[-1] == ".lock":
+        return True  # uv's lock file for --target installs
     slim = set(slim)
     # Test folders inside a package (pandas/tests, numpy/_core/tests) are never imported at run
     # time; a top-level package called tests is left alone.

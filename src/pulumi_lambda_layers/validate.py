@@ -683,6 +683,7 @@ def _package_of(name: str, runtime: Runtime) -> tuple[str, str, bool]:
             shown = component.split("-")[0].removesuffix(".dist-info").removesuffix(".egg-info")
         else:
             shown = component.split(".")[0] if "/" not in rest else component.removesuffix(".libs")
+            shown = shown or component  # dotfiles such as an installer's .lock
         return re.sub(r"[-_.]+", "_", shown).lower(), shown, is_meta
     rest = re.sub(r"^nodejs/(node\d+/)?node_modules/", "", name, count=1)
     if rest == name:

@@ -98,3 +98,9 @@ def test_nothing_to_pack_is_an_error_and_writes_nothing(tmp_path: Path) -> None:
     with pytest.raises(BuildError, match="not a directory"):
         make_zip(tmp_path / "missing", out)
     assert not out.exists()
+
+
+def test_installer_droppings_are_not_packed() -> None:
+    assert is_excluded(f"{PREFIX}/.lock")
+    assert is_excluded("nodejs/node_modules/.package-lock.json") is False  # npm's own, kept
+    assert not is_excluded(f"{PREFIX}/pkg/.lock")

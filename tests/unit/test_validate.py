@@ -462,3 +462,11 @@ def test_not_a_zip(tmp_path: Path) -> None:
     path = tmp_path / "l.zip"
     path.write_bytes(b"this is not a zip")
     assert "not a readable zip" in only(inspect_zip(path, PY311, "x86_64"), "zip-invalid").message
+
+
+def test_dotfile_at_site_packages_root_is_its_own_package(tmp_path: Path) -> None:
+    # uv leaves a .lock in --target folders; a layer zipped by another tool may carry it.
+    path = make_zip(tmp_path / "l.zip", [(f"{SP311}/.lock", b""), (f"{SP311}/six.py", b"x = 1\n")])
+    report = inspect_zip(path, PY311, "x86_64")
+    assert report.ok, str(report)
+    assert {name for name, _ in report.largest} == {"six", ".lock"}

@@ -1,0 +1,443 @@
+"""Layer versions on AWS: publish idempotently by content hash, share, read, delete and prune (boto3)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .errors import LayerError, SpecError
+
+log = logging.getLogger(__name__)
+
+DIRECT_UPLOAD_LIMIT = 52_428_800  # bytes; bigger zips must be published from S3
+DESCRIPTION_LIMIT = 256  # characters Lambda accepts in a layer version description
+GET_LAYER_VERSION = "lambda:GetLayerVersion"
+SID_PREFIX = "pll-"  # marks policy statements this library manages; others are left alone
+
+# Layer versions carry no tags, so the content hash rides at the end of the description.
+_MARKER = re.compile(r"(?:^|\s)\[pll:([0-9a-f]{64})\]$")
+_HASH = re.compile(r"[0-9a-f]{64}")
+_ACCOUNT = re.compile(r"\d{12}")
+_ORG = re.compile(r"o-[a-z0-9]{10,32}")  # AWS Organizations id format, as Lambda checks it
+_ROOT_ARN = re.compile(r"arn:aws[a-z-]*:iam::(\d{12}):root")
+_CLIENT_CONFIG = Config(user_agent_extra="pulumi-lambda-layers")
+
+
+class PublishError(LayerError):
+    """An AWS call for a layer failed; names the operation, the layer and what to do."""
+
+    def __init__(self, operation: str, resource: str, problem: str, fix: str = "",
+                 code: str = "", size: int | None = None) -> None:
+        self.operation = operation
+        self.resource = resource
+        self.problem = problem
+        self.fix = fix
+        self.code = code  # AWS error code, "" when the failure is not AWS's answer
+        self.size = size  # zip size in bytes, when size is the problem
+        text = f"{operation} {resource}: {problem}"
+        if fix:
+            text += f": {fix}"
+        super().__init__(text)
+
+
+class _NotFound(PublishError):
+    """AWS answered ResourceNotFoundException; callers that treat absence as fine catch this."""
+
+
+@dataclass(frozen=True)
+class AwsTarget:
+    """Where layers live: region, profile and an optional role to assume (None: boto3's defaults)."""
+
+    region: str | None = None
+    profile: str | None = None
+    assume_role_arn: str | None = None
+
+
+@dataclass(frozen=True)
+class LayerVersion:
+    """One published layer version. code_sha256/code_size are None in list_versions results
+    (list_layer_versions does not return them)."""
+
+    layer_arn: str
+    layer_version_arn: str
+    version: int
+    code_sha256: str | None
+    code_size: int | None
+    description: str
+    license_info: str | None
+    compatible_runtimes: tuple[str, ...]
+    compatible_architectures: tuple[str, ...]
+    content_hash: str | None  # from the description marker; None: not published by this library
+
+    @property
+    def user_description(self) -> str:
+        """The description without the content-hash marker."""
+        return user_description(self.description)
+
+
+def session(target: AwsTarget) -> boto3.Session:
+    """A boto3 session for target; assumes target.assume_role_arn through STS when set."""
+    where = target.profile or "default credentials"
+    try:
+        base = boto3.Session(profile_name=target.profile, region_name=target.region)
+    except BotoCoreError as exc:
+        _fail("session", where, str(exc), "check the profile name in ~/.aws/config")
+    if not target.assume_role_arn:
+        return base
+    sts = _client(base, "sts", "sts:AssumeRole")
+    creds = _call(sts.assume_role, target.assume_role_arn,
+                  RoleArn=target.assume_role_arn, RoleSessionName="pulumi-lambda-layers")["Credentials"]
+    return boto3.Session(aws_access_key_id=creds["AccessKeyId"],
+                         aws_secret_access_key=creds["SecretAccessKey"],
+                         aws_session_token=creds["SessionToken"], region_name=base.region_name)
+
+
+# --- description marker -------------------------------------------------------------------------
+
+def describe_with_hash(user_desc: str, content_hash: str) -> str:
+    """user_desc plus the content-hash marker, the user part cut (with "…") to fit 256 characters."""
+    if not _HASH.fullmatch(content_hash):
+        raise ValueError(f"content_hash must be 64 lowercase hex digits (sha256), got {content_hash!r}")
+    marker = f"[pll:{content_hash}]"
+    user = user_desc.strip()
+    if not user:
+        return marker
+    room = DESCRIPTION_LIMIT - len(marker) - 1
+    if len(user) > room:
+        user = user[:room - 1].rstrip() + "…"
+    return f"{user} {marker}"
+
+
+def hash_from_description(desc: str | None) -> str | None:
+    """The content hash a description carries, or None when it has no marker."""
+    match = _MARKER.search(desc or "")
+    return match.group(1) if match else None
+
+
+def user_description(desc: str | None) -> str:
+    """The description with the marker removed (as published, so possibly truncated)."""
+    return _MARKER.sub("", desc or "").rstrip()
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+def get_version(target: AwsTarget, layer_name: str, version: int) -> LayerVersion | None:
+    """The layer version, or None when it does not exist (e.g. deleted out of band)."""
+    return _get_version(_lambda(target), layer_name, version)
+
+
+def list_versions(target: AwsTarget, layer_name: str) -> list[LayerVersion]:
+    """Every version of the layer, newest first ([] when the layer does not exist)."""
+    return _list_versions(_lambda(target), layer_name)
+
+
+def find_version(target: AwsTarget, layer_name: str, content_hash: str,
+                 code_sha256: str) -> LayerVersion | None:
+    """The newest version carrying content_hash whose code has code_sha256, or None."""
+    return _find_version(_lambda(target), layer_name, content_hash, code_sha256)
+
+
+# --- publishing ---------------------------------------------------------------------------------
+
+def zip_sha256(path: str | Path) -> str:
+    """The CodeSha256 Lambda reports for this zip: base64 of its sha256 digest."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return base64.b64encode(digest.digest()).decode()
+
+
+def publish_version(target: AwsTarget, layer_name: str, zip_path: str | Path, *,
+                    content_hash: str, code_sha256: str | None = None, description: str = "",
+                    license_info: str | None = None, compatible_runtimes: Sequence[str] = (),
+                    compatible_architectures: Sequence[str] = (), s3_bucket: str | None = None,
+                    s3_key_prefix: str = "lambda-layers/") -> tuple[LayerVersion, bool]:
+    """Publish zip_path as a new version, or reuse one that already has this content.
+
+    Returns (version, published): published is False when an existing version was reused, so a
+    retried or interrupted deploy never publishes a duplicate. Zips over 50 MiB go through S3.
+    """
+    zip_path = Path(zip_path)
+    code_sha256 = code_sha256 or zip_sha256(zip_path)
+    sess = session(target)
+    lam = _client(sess, "lambda", "publish_layer_version")
+    existing = _find_version(lam, layer_name, content_hash, code_sha256)
+    if existing is not None:
+        return existing, False
+
+    size = zip_path.stat().st_size
+    request: dict[str, Any] = {
+        "LayerName": layer_name,
+        "Description": describe_with_hash(description, content_hash),
+    }
+    if license_info:
+        request["LicenseInfo"] = license_info
+    if compatible_runtimes:
+        request["CompatibleRuntimes"] = list(compatible_runtimes)
+    if compatible_architectures:
+        request["CompatibleArchitectures"] = list(compatible_architectures)
+
+    if size <= DIRECT_UPLOAD_LIMIT:
+        request["Content"] = {"ZipFile": zip_path.read_bytes()}
+        created = _call(lam.publish_layer_version, layer_name, **request)
+    elif s3_bucket is None:
+        _fail("publish_layer_version", layer_name,
+              f"{zip_path.name} is {_mb(size)} ({size:,} bytes), over the 50 MB "
+              f"({DIRECT_UPLOAD_LIMIT:,} bytes) direct-upload limit",
+              f"set s3_bucket (a bucket in {sess.region_name}) or slim the layer", size=size)
+    else:
+        key = f"{s3_key_prefix}{layer_name}/{content_hash}.zip"
+        s3 = _client(sess, "s3", "put_object")
+        try:
+            with zip_path.open("rb") as body:
+                _call(s3.put_object, f"s3://{s3_bucket}/{key}", Bucket=s3_bucket, Key=key,
+                      Body=body)
+        except PublishError as exc:
+            raise PublishError(exc.operation, exc.resource, exc.problem,
+                               f"check that bucket {s3_bucket!r} exists in {sess.region_name} and "
+                               "that these credentials may write to it", code=exc.code) from exc
+        request["Content"] = {"S3Bucket": s3_bucket, "S3Key": key}
+        try:
+            created = _call(lam.publish_layer_version, layer_name, **request)
+        finally:
+            _delete_staged(s3, s3_bucket, key)  # Lambda keeps its own copy of the code
+
+    published = _layer_version(created)
+    if published.code_sha256 != code_sha256:
+        # Lambda stored other bytes than we hold: never leave a version we cannot vouch for.
+        _delete_version(lam, layer_name, published.version)
+        _fail("publish_layer_version", f"{layer_name}:{published.version}",
+              f"Lambda reports CodeSha256 {published.code_sha256!r} but {zip_path.name} has "
+              f"{code_sha256!r}; the version was deleted again",
+              "check that the zip was not modified while publishing and retry")
+    return published, True
+
+
+def delete_version(target: AwsTarget, layer_name: str, version: int) -> None:
+    """Delete a layer version; one that is already gone counts as deleted."""
+    _delete_version(_lambda(target), layer_name, version)
+
+
+def prune_versions(target: AwsTarget, layer_name: str, keep_versions: Sequence[int],
+                   owned: Callable[[LayerVersion], bool] | None = None) -> list[int]:
+    """Delete every version not in keep_versions that `owned` accepts (default: versions this
+    library published, i.e. carrying a content-hash marker); returns the deleted numbers."""
+    is_owned = owned or (lambda v: v.content_hash is not None)
+    keep = set(keep_versions)
+    lam = _lambda(target)
+    deleted = []
+    for v in _list_versions(lam, layer_name):
+        if v.version not in keep and is_owned(v):
+            _delete_version(lam, layer_name, v.version)
+            deleted.append(v.version)
+    return sorted(deleted)
+
+
+# --- sharing ------------------------------------------------------------------------------------
+
+def check_principals(principals: Iterable[str], argument: str = "share_with") -> tuple[str, ...]:
+    """Validated principals, sorted and deduplicated; raises SpecError naming a bad value."""
+    if isinstance(principals, str):
+        raise SpecError(argument, f"expected a list of principals, got the string {principals!r}",
+                        f"write [{principals!r}]")
+    checked = set()
+    for p in principals:
+        if not isinstance(p, str) or not (p == "*" or _ACCOUNT.fullmatch(p) or _ORG.fullmatch(p)):
+            raise SpecError(argument, f"{p!r} is not a principal a layer can be shared with",
+                            "use a 12-digit AWS account id, an organization id "
+                            "(o- and 10-32 lowercase letters or digits) or '*' for everyone")
+        checked.add(p)
+    return tuple(sorted(checked))
+
+
+def statement_id(principal: str) -> str:
+    """The policy statement id this library uses for principal."""
+    return SID_PREFIX + ("everyone" if principal == "*" else re.sub(r"[^A-Za-z0-9_-]", "_", principal))
+
+
+def get_permissions(target: AwsTarget, layer_name: str, version: int) -> list[str]:
+    """Principals that statements managed by this library currently grant read access to."""
+    lam = _lambda(target)
+    statements = _policy_statements(lam, layer_name, version)
+    return sorted({p for sid, p in _managed(statements).items() if p is not None})
+
+
+def set_permissions(target: AwsTarget, layer_name: str, version: int,
+                    principals: Sequence[str]) -> None:
+    """Make the version readable (lambda:GetLayerVersion) by exactly these principals: adds
+    missing grants, revokes stale ones this library added, leaves other statements alone."""
+    wanted = {statement_id(p): p for p in check_principals(principals)}
+    lam = _lambda(target)
+    current = _managed(_policy_statements(lam, layer_name, version))
+    resource = f"{layer_name}:{version}"
+    for sid, granted in current.items():
+        if sid not in wanted or wanted[sid] != granted:
+            try:
+                _call(lam.remove_layer_version_permission, resource, LayerName=layer_name,
+                      VersionNumber=version, StatementId=sid)
+            except _NotFound:
+                pass  # removed concurrently: the goal is reached
+    for sid, principal in wanted.items():
+        if sid in current and current[sid] == principal:
+            continue
+        grant: dict[str, Any] = {"Principal": principal}
+        if principal.startswith("o-"):
+            grant = {"Principal": "*", "OrganizationId": principal}
+        _call(lam.add_layer_version_permission, resource, LayerName=layer_name,
+              VersionNumber=version, StatementId=sid, Action=GET_LAYER_VERSION, **grant)
+
+
+# --- internals: the only code that calls boto3 --------------------------------------------------
+
+def _lambda(target: AwsTarget) -> Any:
+    return _client(session(target), "lambda", "client")
+
+
+def _client(sess: boto3.Session, service: str, operation: str) -> Any:
+    try:
+        return sess.client(service, config=_CLIENT_CONFIG)
+    except BotoCoreError as exc:  # e.g. NoRegionError
+        _fail(operation, service, str(exc), "set region on the target, AWS_REGION or a profile region")
+
+
+def _call(method: Callable[..., Any], resource: str, **kwargs: Any) -> Any:
+    """Call a boto3 client method; AWS failures become PublishError (_NotFound for 404s)."""
+    with _aws(getattr(method, "__name__", "aws call"), resource):
+        return method(**kwargs)
+
+
+@contextmanager
+def _aws(operation: str, resource: str) -> Iterator[None]:
+    try:
+        yield
+    except ClientError as exc:
+        err = exc.response.get("Error", {})
+        code = str(err.get("Code", ""))
+        problem = f"{err.get('Message') or exc} ({code})" if code else str(exc)
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        missing = code in ("ResourceNotFoundException", "NoSuchKey") or status == 404
+        raise (_NotFound if missing else PublishError)(operation, resource, problem,
+                                                       code=code) from exc
+    except BotoCoreError as exc:  # no credentials, endpoint unreachable, bad parameters
+        raise PublishError(operation, resource, str(exc)) from exc
+
+
+def _fail(operation: str, resource: str, problem: str, fix: str = "",
+          size: int | None = None) -> NoReturn:
+    raise PublishError(operation, resource, problem, fix, size=size)
+
+
+def _get_version(lam: Any, layer_name: str, version: int) -> LayerVersion | None:
+    try:
+        return _layer_version(_call(lam.get_layer_version, f"{layer_name}:{version}",
+                                    LayerName=layer_name, VersionNumber=version))
+    except _NotFound:
+        return None
+
+
+def _list_versions(lam: Any, layer_name: str) -> list[LayerVersion]:
+    found = []
+    try:
+        with _aws("list_layer_versions", layer_name):
+            for page in lam.get_paginator("list_layer_versions").paginate(LayerName=layer_name):
+                found.extend(_layer_version(item) for item in page.get("LayerVersions", []))
+    except _NotFound:
+        return []
+    return sorted(found, key=lambda v: v.version, reverse=True)
+
+
+def _find_version(lam: Any, layer_name: str, content_hash: str,
+                  code_sha256: str) -> LayerVersion | None:
+    for listed in _list_versions(lam, layer_name):  # newest first
+        if listed.content_hash != content_hash:
+            continue
+        full = _get_version(lam, layer_name, listed.version)
+        if full is not None and full.code_sha256 == code_sha256:
+            return full
+    return None
+
+
+def _delete_version(lam: Any, layer_name: str, version: int) -> None:
+    try:
+        _call(lam.delete_layer_version, f"{layer_name}:{version}",
+              LayerName=layer_name, VersionNumber=version)
+    except _NotFound:
+        pass
+
+
+def _delete_staged(s3: Any, bucket: str, key: str) -> None:
+    try:
+        _call(s3.delete_object, f"s3://{bucket}/{key}", Bucket=bucket, Key=key)
+    except PublishError as exc:  # the layer is fine either way; only a stray object is left
+        log.warning("could not remove the staged layer zip: %s", exc)
+
+
+def _policy_statements(lam: Any, layer_name: str, version: int) -> list[dict[str, Any]]:
+    resource = f"{layer_name}:{version}"
+    try:
+        answer = _call(lam.get_layer_version_policy, resource,
+                       LayerName=layer_name, VersionNumber=version)
+    except _NotFound:
+        # Same error for "no policy yet" and "no such version": tell them apart.
+        if _get_version(lam, layer_name, version) is None:
+            _fail("get_layer_version_policy", resource, "the layer version does not exist",
+                  "it may have been deleted outside Pulumi; run `pulumi refresh`")
+        return []
+    statements = json.loads(answer["Policy"]).get("Statement", [])
+    return [statements] if isinstance(statements, dict) else list(statements)
+
+
+def _managed(statements: list[dict[str, Any]]) -> dict[str, str | None]:
+    """Statement id -> granted principal, for the statements this library manages."""
+    return {s["Sid"]: _granted_principal(s) for s in statements
+            if str(s.get("Sid", "")).startswith(SID_PREFIX)}
+
+
+def _granted_principal(statement: dict[str, Any]) -> str | None:
+    # Lambda writes {"AWS": "arn:aws:iam::<id>:root"} and a PrincipalOrgID condition;
+    # accept the request's raw form ("<id>", OrganizationId) too.
+    principal = statement.get("Principal")
+    if isinstance(principal, dict):
+        principal = principal.get("AWS")
+    if not isinstance(principal, str):
+        return None
+    if principal == "*":
+        condition = statement.get("Condition", {}).get("StringEquals", {})
+        org = condition.get("aws:PrincipalOrgID") or statement.get("OrganizationId")
+        return str(org) if org else "*"
+    root = _ROOT_ARN.fullmatch(principal)
+    return root.group(1) if root else principal
+
+
+def _layer_version(data: dict[str, Any]) -> LayerVersion:
+    content = data.get("Content") or {}
+    description = data.get("Description") or ""
+    return LayerVersion(
+        layer_arn=data["LayerArn"] if "LayerArn" in data else data["LayerVersionArn"].rsplit(":", 1)[0],
+        layer_version_arn=data["LayerVersionArn"],
+        version=int(data["Version"]),
+        code_sha256=content.get("CodeSha256"),
+        code_size=content.get("CodeSize"),
+        description=description,
+        license_info=data.get("LicenseInfo") or None,
+        compatible_runtimes=tuple(data.get("CompatibleRuntimes") or ()),
+        compatible_architectures=tuple(data.get("CompatibleArchitectures") or ()),
+        content_hash=hash_from_description(description),
+    )
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1_048_576:.1f} MB"

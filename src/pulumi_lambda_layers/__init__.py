@@ -6,7 +6,20 @@ from .errors import BuildError, LayerError, ResolveError, SpecError, ValidationE
 from .runtimes import RUNTIMES, Runtime
 from .spec import LayerSpec, make_spec, spec_from_dict
 
+# The Pulumi resources import the Pulumi SDK; load them only when asked so the CLI starts fast.
+_RESOURCES = ("LambdaLayerBuild", "LayerBuildProvider")
+
+
+def __getattr__(name: str) -> object:
+    if name in _RESOURCES:
+        from . import resources
+
+        return getattr(resources, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
+    "LambdaLayerBuild", "LayerBuildProvider",
     "RUNTIMES", "BuildError", "LayerError", "LayerSpec", "ResolveError", "Runtime", "SpecError",
     "ValidationError", "make_spec", "spec_from_dict",
 ]

@@ -45,7 +45,7 @@ class LocalBuilder:
         if proc.returncode != 0:
             lowered = proc.stderr.lower()
             if any(marker in lowered for marker in _NO_WHEEL_MARKERS):
-                raise NoCompatibleWheel(_first_error(proc.stderr) + f" (no wheel for {platform})")
+                raise NoCompatibleWheel(_no_wheel_reason(proc.stderr, platform, spec.runtime.version))
             raise BuildError("local build (uv)", f"uv exited with {proc.returncode}",
                              proc.stderr[-4000:])
 
@@ -80,9 +80,9 @@ def _proxy_env(spec: LayerSpec) -> dict[str, str]:
     return env
 
 
-def _first_error(stderr: str) -> str:
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    for line in lines:
-        if "error" in line.lower() or "because" in line.lower():
-            return line.removeprefix("×").strip()
-    return lines[0] if lines else "uv failed"
+def _no_wheel_reason(stderr: str, platform: str, version: str) -> str:
+    import re
+
+    names = sorted(set(re.findall(r"(\S+) has no usable wheels", stderr)))
+    what = ", ".join(names) if names else "some package"
+    return f"no prebuilt wheel of {what} for {platform} / Python {version}"

@@ -1,0 +1,348 @@
+"""Pulumi glue: the LambdaLayerBuild dynamic resource and its provider, thin over the library."""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.dynamic import (
+    CheckFailure,
+    CheckResult,
+    CreateResult,
+    DiffResult,
+    ReadResult,
+    ResourceProvider,
+    UpdateResult,
+)
+
+from . import cache, publish
+from .errors import LayerError, SpecError
+from .fingerprint import Fingerprint
+from .runtimes import get_runtime
+from .spec import LayerSpec, Source, spec_from_dict
+
+# Inputs whose change means new bytes or a different layer: a new immutable version (replace).
+REPLACE_KEYS = ("content_hash", "layer_name", "runtime", "architecture", "compatible_runtimes",
+                "license_info", "region", "profile", "assume_role_arn")
+# Inputs applied in place: sharing and retention; description applies from the next version.
+UPDATE_KEYS = ("share_with", "retain_versions", "retain_on_delete", "description")
+OUTPUT_KEYS = ("layer_arn", "layer_version_arn", "version", "code_sha256", "code_size",
+               "unzipped_size", "builder_used", "runtimes", "architectures")
+_LAYER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,140}$")
+
+
+@dataclass(frozen=True)
+class LayerProps:
+    """The provider's view of the resource inputs, read once at the top of every method."""
+
+    content_hash: str
+    packages: dict[str, str]
+    runtime: str
+    architecture: str
+    layer_name: str
+    description: str
+    license_info: str | None
+    compatible_runtimes: tuple[str, ...]
+    share_with: tuple[str, ...]
+    retain_versions: int
+    retain_on_delete: bool
+    s3_bucket: str | None
+    target: publish.AwsTarget
+    build: dict[str, Any]
+
+    @staticmethod
+    def of(props: Mapping[str, Any]) -> LayerProps:
+        return LayerProps(
+            content_hash=props["content_hash"], packages=dict(props.get("packages") or {}),
+            runtime=props["runtime"], architecture=props["architecture"],
+            layer_name=props["layer_name"], description=props.get("description") or "",
+            license_info=props.get("license_info") or None,
+            compatible_runtimes=tuple(props.get("compatible_runtimes") or ()),
+            share_with=tuple(props.get("share_with") or ()),
+            retain_versions=int(props.get("retain_versions") or 0),
+            retain_on_delete=bool(props.get("retain_on_delete")),
+            s3_bucket=props.get("s3_bucket") or None,
+            target=publish.AwsTarget(props.get("region") or None, props.get("profile") or None,
+                                     props.get("assume_role_arn") or None),
+            build=dict(props.get("build") or {}),
+        )
+
+    def spec(self) -> LayerSpec:
+        """The LayerSpec to build from; the dependency set itself travels in build.install_files."""
+        b = self.build
+        return LayerSpec(
+            runtime=get_runtime(self.runtime), architecture=self.architecture,  # type: ignore[arg-type]
+            source=Source(b["source_kind"], Path(b["source_path"])), builder=b["builder"],
+            image=b.get("image") or None, network_mode=b.get("network_mode") or None,
+            proxy=dict(b.get("proxy") or {}),
+            ca_bundle=Path(b["ca_bundle"]) if b.get("ca_bundle") else None,
+            exclude=tuple(b.get("exclude") or ()), slim=tuple(b.get("slim") or ()))
+
+    def fingerprint(self) -> Fingerprint:
+        return Fingerprint(self.content_hash, self.packages,
+                           dict(self.build.get("install_files") or {}))
+
+
+def check_props(news: Mapping[str, Any]) -> list[CheckFailure]:
+    """Every problem with the inputs, as (property, reason) pairs that preview shows."""
+    failures = [CheckFailure(e["property"], e["reason"]) for e in news.get("input_errors") or []]
+    name = news.get("layer_name")
+    if isinstance(name, str) and not _LAYER_NAME.match(name):
+        failures.append(CheckFailure("layer_name", f"{name!r} is not a valid layer name: use 1-140 "
+                                     "letters, digits, '-' or '_'"))
+    try:
+        publish.check_principals(news.get("share_with") or [])
+    except SpecError as exc:
+        failures.append(CheckFailure("share_with", f"{exc.problem} ({exc.fix})"))
+    retain = news.get("retain_versions")
+    if retain is not None and (not isinstance(retain, (int, float)) or retain < 0):
+        failures.append(CheckFailure("retain_versions", f"expected a whole number >= 0, got "
+                                     f"{retain!r}"))
+    return failures
+
+
+def diff_props(olds: Mapping[str, Any], news: Mapping[str, Any]) -> DiffResult:
+    """Replace on new content or identity, update on sharing/retention/description, else nothing."""
+    def differs(key: str) -> bool:
+        return _norm(olds.get(key)) != _norm(news.get(key))
+
+    replaces = [k for k in REPLACE_KEYS if differs(k)]
+    updates = [k for k in UPDATE_KEYS if differs(k)]
+    return DiffResult(changes=bool(replaces or updates), replaces=replaces,
+                      stables=["layer_name"] if not replaces else [],
+                      delete_before_replace=False)
+
+
+def _norm(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return sorted(_norm(v) for v in value)
+    if value in ("", None, [], {}):
+        return None
+    return value
+
+
+class LayerBuildProvider(ResourceProvider):
+    """Builds, publishes, shares and retires layer versions. Holds no state (it is pickled)."""
+
+    serialize_as_secret_always = False
+
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        return CheckResult(news, check_props(news))
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        return diff_props(olds, news)
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        p = LayerProps.of(props)
+        zip_path, built = _build_or_reuse(p)
+        version, fresh = publish.publish_version(
+            p.target, p.layer_name, zip_path, content_hash=p.content_hash,
+            code_sha256=built.get("code_sha256"), description=p.description,
+            license_info=p.license_info,
+            compatible_runtimes=p.compatible_runtimes or (p.runtime,),
+            compatible_architectures=(p.architecture,), s3_bucket=p.s3_bucket)
+        _log(f"{'published' if fresh else 'reused existing'} {version.layer_version_arn}")
+        publish.set_permissions(p.target, p.layer_name, version.version, p.share_with)
+        return CreateResult(version.layer_version_arn, _outs(props, version, built))
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        p = LayerProps.of(news)
+        version = int(olds["version"])
+        publish.set_permissions(p.target, p.layer_name, version, p.share_with)
+        if _norm(olds.get("description")) != _norm(news.get("description")):
+            _log("description: layer versions are immutable; the new text is used from the next "
+                 "published version on")
+        computed = {k: olds.get(k) for k in OUTPUT_KEYS}
+        return UpdateResult({**news, **computed})
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        p = LayerProps.of(props)
+        current = publish.get_version(p.target, p.layer_name, int(props["version"]))
+        if current is None:
+            return ReadResult(None, {})  # deleted out of band: the engine drops it from state
+        outs = {**props, "code_sha256": current.code_sha256, "code_size": current.code_size,
+                "share_with": _shared(p, current.version)}
+        return ReadResult(id_, outs)
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        p = LayerProps.of(props)
+        version = int(props["version"])
+        if p.retain_on_delete:
+            _log(f"retain_on_delete: keeping {props.get('layer_version_arn')}")
+            return
+        for v in versions_to_delete(p, version):
+            publish.delete_version(p.target, p.layer_name, v)
+            _log(f"deleted {p.layer_name}:{v}")
+
+
+def versions_to_delete(p: LayerProps, version: int) -> list[int]:
+    """What deleting this resource's version removes, given retain_versions.
+
+    A newer version of the layer means this is the old side of a replace: keep the newest
+    retain_versions older ones and remove the ones that fell out of that window. No newer version
+    means the resource itself goes (destroy): its version and the ones it retained go with it.
+    """
+    owned = sorted(v.version for v in publish.list_versions(p.target, p.layer_name)
+                   if v.content_hash is not None)
+    newer = [v for v in owned if v > version]
+    older = [v for v in owned if v < version]
+    if not newer:
+        retained = older[-p.retain_versions:] if p.retain_versions else []
+        return [version, *retained]
+    if not p.retain_versions:
+        return [version]
+    window = [v for v in owned if v < newer[0]][-p.retain_versions:]
+    return [v for v in (*older, version) if v not in window]
+
+
+def _shared(p: LayerProps, version: int) -> list[str]:
+    try:
+        return publish.get_permissions(p.target, p.layer_name, version)
+    except LayerError:
+        return list(p.share_with)
+
+
+def _build_or_reuse(p: LayerProps) -> tuple[Path, dict[str, Any]]:
+    """The zip for the content hash: from this machine's cache, else built now (and cached)."""
+    from .build import build_layer
+
+    cached = cache.lookup(p.content_hash)
+    if cached is not None:
+        _log(f"build: cache hit for {p.content_hash[:16]}, not rebuilding")
+        return cached, _zip_facts(cached)
+    spec = p.spec()
+    if spec.source.kind == "source_dir":
+        _check_source_dir_unchanged(spec, p.content_hash)
+    out = cache.zip_path(p.content_hash)
+    result = build_layer(spec, out, log=_log, fp=p.fingerprint())
+    cache.record(p.content_hash, result.zip.sha256)
+    _log(f"build: {result.builder} ({result.builder_reason}); {result.zip.zipped_size:,} bytes "
+         f"zipped, {result.zip.unzipped_size:,} unzipped")
+    return out, {"code_sha256": result.zip.code_sha256, "unzipped_size": result.zip.unzipped_size,
+                 "builder_used": result.builder}
+
+
+def _zip_facts(path: Path) -> dict[str, Any]:
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        unzipped = sum(i.file_size for i in zf.infolist())
+    return {"code_sha256": publish.zip_sha256(path), "unzipped_size": unzipped,
+            "builder_used": "cache"}
+
+
+def _check_source_dir_unchanged(spec: LayerSpec, content_hash: str) -> None:
+    from .fingerprint import fingerprint
+
+    now = fingerprint(spec).content_hash
+    if now != content_hash:
+        raise LayerError(f"source_dir: {spec.source.path} changed after the program read it "
+                         f"(hash {content_hash[:12]} then, {now[:12]} now); run `pulumi up` again")
+
+
+def _outs(props: Mapping[str, Any], v: publish.LayerVersion, built: Mapping[str, Any]) -> dict[str, Any]:
+    return {**props, "layer_arn": v.layer_arn, "layer_version_arn": v.layer_version_arn,
+            "version": v.version, "code_sha256": v.code_sha256, "code_size": v.code_size,
+            "unzipped_size": built.get("unzipped_size"), "builder_used": built.get("builder_used"),
+            "runtimes": list(v.compatible_runtimes), "architectures": list(v.compatible_architectures)}
+
+
+def _log(message: str) -> None:
+    # The dynamic provider has no engine log channel; the engine shows its stderr per resource.
+    print(f"[lambda-layers] {message}", file=sys.stderr, flush=True)
+
+
+class LambdaLayerBuild(pulumi.dynamic.Resource, module="lambda-layers", name="LambdaLayerBuild"):
+    """A Lambda layer built from a dependency spec and published as an immutable layer version.
+
+    Program time (preview and up) only validates and fingerprints; the build runs at apply time,
+    and only when the content hash changed. A changed hash replaces the resource: the new version
+    is published first, dependents follow `layer_version_arn`, then the old version is deleted
+    (or kept, per retain_versions / retain_on_delete).
+    """
+
+    layer_arn: pulumi.Output[str]
+    layer_version_arn: pulumi.Output[str]
+    version: pulumi.Output[int]
+    content_hash: pulumi.Output[str]
+    code_sha256: pulumi.Output[str]
+    code_size: pulumi.Output[int]
+    unzipped_size: pulumi.Output[int]
+    packages: pulumi.Output[dict[str, str]]
+    runtimes: pulumi.Output[list[str]]
+    architectures: pulumi.Output[list[str]]
+    builder_used: pulumi.Output[str]
+
+    def __init__(self, resource_name: str, *, runtime: str, architecture: str = "x86_64",
+                 requirements: str | None = None, lock: str | None = None,
+                 package_json: str | None = None, source_dir: str | None = None,
+                 layer_name: str | None = None, description: str | None = None,
+                 license_info: str | None = None, compatible_runtimes: Sequence[str] | None = None,
+                 share_with: Sequence[str] | None = None, retain_versions: int = 0,
+                 retain_on_delete: bool = False, s3_bucket: str | None = None,
+                 builder: str = "auto", image: str | None = None, network_mode: str | None = None,
+                 proxy: Mapping[str, str] | None = None, ca_bundle: str | None = None,
+                 exclude: Sequence[str] | None = None, slim: Sequence[str] | bool | None = None,
+                 region: str | None = None, profile: str | None = None,
+                 assume_role_arn: str | None = None,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        """Declare a layer. Exactly one of requirements, lock, package_json, source_dir.
+
+        runtime/architecture: the Lambda target (e.g. "python3.12", "arm64").
+        layer_name: the Lambda layer name (default: the resource name).
+        share_with: account ids, organization ids (o-...) or "*" allowed to use each version.
+        retain_versions: older versions to keep when a new one replaces this one.
+        retain_on_delete: keep the version in AWS when the resource is deleted.
+        s3_bucket: staging bucket for zips over the 50 MB direct-upload limit.
+        builder/image/network_mode/proxy/ca_bundle/exclude/slim: how the layer is built.
+        region/profile/assume_role_arn: where the layer is published.
+        """
+        args = {"runtime": runtime, "architecture": architecture, "requirements": requirements,
+                "lock": lock, "package_json": package_json, "source_dir": source_dir,
+                "builder": builder, "image": image, "network_mode": network_mode,
+                "proxy": dict(proxy) if proxy else None, "ca_bundle": ca_bundle,
+                "exclude": list(exclude) if exclude else None, "slim": slim}
+        content_hash, packages, build, errors = program_time_fingerprint(args)
+        props: dict[str, Any] = {
+            "content_hash": content_hash, "packages": packages, "runtime": runtime,
+            "architecture": architecture, "layer_name": layer_name or resource_name,
+            "description": description, "license_info": license_info,
+            "compatible_runtimes": list(compatible_runtimes) if compatible_runtimes else None,
+            "share_with": list(share_with) if share_with else [],
+            "retain_versions": retain_versions, "retain_on_delete": retain_on_delete,
+            "s3_bucket": s3_bucket, "region": region, "profile": profile,
+            "assume_role_arn": assume_role_arn,
+            "build": pulumi.Output.secret(build) if proxy else build,
+            **{k: None for k in OUTPUT_KEYS},
+        }
+        if errors:
+            props["input_errors"] = errors
+        super().__init__(LayerBuildProvider(), resource_name, props, opts)
+
+
+def program_time_fingerprint(args: Mapping[str, Any]) -> tuple[str, dict[str, str], dict[str, Any],
+                                                             list[dict[str, str]]]:
+    """(content_hash, packages, build inputs, input errors): validate and hash, never build."""
+    from .errors import ResolveError
+    from .fingerprint import fingerprint
+
+    try:
+        spec = spec_from_dict(args)
+        fp = fingerprint(spec)
+    except SpecError as exc:
+        return "", {}, {}, [{"property": exc.argument, "reason": str(exc)}]
+    except ResolveError as exc:
+        kind = next((k for k in ("requirements", "lock", "package_json") if args.get(k)), "runtime")
+        return "", {}, {}, [{"property": kind, "reason": str(exc)}]
+    build = {
+        "builder": spec.builder, "image": spec.image, "network_mode": spec.network_mode,
+        "proxy": dict(spec.proxy), "ca_bundle": str(spec.ca_bundle) if spec.ca_bundle else None,
+        "exclude": list(spec.exclude), "slim": list(spec.slim), "source_kind": spec.source.kind,
+        "source_path": str(spec.source.path), "install_files": fp.install_files,
+    }
+    return fp.content_hash, fp.packages, build, []

@@ -1,0 +1,178 @@
+"""Real builds: Docker (x86_64 and arm64 under qemu) and local, with a native package (numpy)."""
+
+from __future__ import annotations
+
+import json
+import struct
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from pulumi_lambda_layers import BuildError, make_spec
+from pulumi_lambda_layers.build import BuildResult, build_layer
+from pulumi_lambda_layers.cli import main as cli
+from pulumi_lambda_layers.runtimes import RUNTIMES
+from pulumi_lambda_layers.validate import inspect_zip
+from tests.conftest import docker_build_options, write
+from tests.testbed_images import require_image
+
+NUMPY = "numpy==1.26.4\n"
+EM_X86_64, EM_AARCH64 = 62, 183
+
+
+def _docker_spec(req: Path, arch: str = "x86_64", runtime: str = "python3.11", **kw: object):
+    return make_spec(runtime=runtime, architecture=arch, lock=str(req), builder="docker",
+                     image=require_image(kw.pop("image_runtime", runtime), arch),  # type: ignore[arg-type]
+                     **docker_build_options(), **kw)
+
+
+def _elf_machines(zip_path: Path) -> dict[str, int]:
+    """e_machine of every ELF in the zip, read straight from the header (not via the validator)."""
+    out: dict[str, int] = {}
+    with zipfile.ZipFile(zip_path) as zf:
+        for info in zf.infolist():
+            with zf.open(info) as f:
+                head = f.read(20)
+            if head[:4] == b"\x7fELF":
+                out[info.filename] = struct.unpack("<H", head[18:20])[0]
+    return out
+
+
+def _dist_infos(zip_path: Path) -> set[str]:
+    with zipfile.ZipFile(zip_path) as zf:
+        return {n.split("/")[4] for n in zf.namelist() if ".dist-info/" in n}
+
+
+@pytest.fixture(scope="module")
+def numpy_lock(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write(tmp_path_factory.mktemp("spec") / "requirements.lock", NUMPY)
+
+
+@pytest.fixture(scope="module")
+def docker_builds(numpy_lock: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, BuildResult]:
+    out = tmp_path_factory.mktemp("out")
+    return {arch: build_layer(_docker_spec(numpy_lock, arch), out / f"numpy-{arch}.zip")
+            for arch in ("x86_64", "arm64")}
+
+
+@pytest.mark.parametrize("arch,machine", [("x86_64", EM_X86_64), ("arm64", EM_AARCH64)])
+def test_docker_numpy_build_has_right_elf_machine(docker_builds: dict[str, BuildResult],
+                                                  arch: str, machine: int) -> None:
+    result = docker_builds[arch]
+    assert result.builder == "docker"
+    assert result.packages == {"numpy": "1.26.4"}
+    assert result.report.ok, str(result.report)
+    machines = _elf_machines(result.zip.path)
+    assert len(machines) > 5, "numpy ships many shared objects"
+    assert set(machines.values()) == {machine}, machines
+    with zipfile.ZipFile(result.zip.path) as zf:
+        names = zf.namelist()
+    assert "python/lib/python3.11/site-packages/numpy/__init__.py" in names
+    assert not any(n.endswith(".pyc") for n in names)
+
+
+def test_arm64_layer_fails_inspection_as_x86_64(docker_builds: dict[str, BuildResult],
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    arm_zip = docker_builds["arm64"].zip.path
+    report = inspect_zip(arm_zip, RUNTIMES["python3.11"], "x86_64")
+    assert not report.ok
+    assert any(f.code == "elf-machine" for f in report.findings)
+    assert cli(["inspect", str(arm_zip), "--runtime", "python3.11", "--arch", "x86_64"]) == 1
+    assert "aarch64" in capsys.readouterr().out.lower()
+    assert cli(["inspect", str(arm_zip), "--runtime", "python3.11", "--arch", "arm64"]) == 0
+
+
+def test_docker_build_is_byte_reproducible(docker_builds: dict[str, BuildResult],
+                                           numpy_lock: Path, tmp_path: Path) -> None:
+    again = build_layer(_docker_spec(numpy_lock), tmp_path / "again.zip")
+    assert again.zip.sha256 == docker_builds["x86_64"].zip.sha256
+    assert again.content_hash == docker_builds["x86_64"].content_hash
+
+
+def test_local_builder_gives_equivalent_layer(docker_builds: dict[str, BuildResult],
+                                              numpy_lock: Path, tmp_path: Path) -> None:
+    for arch in ("x86_64", "arm64"):
+        spec = make_spec(runtime="python3.11", architecture=arch, lock=str(numpy_lock),
+                         builder="local")
+        local = build_layer(spec, tmp_path / f"local-{arch}.zip")
+        assert local.builder == "local"
+        docker = docker_builds[arch]
+        assert _dist_infos(local.zip.path) == _dist_infos(docker.zip.path)
+        with zipfile.ZipFile(local.zip.path) as a, zipfile.ZipFile(docker.zip.path) as b:
+            assert set(a.namelist()) == set(b.namelist())
+        assert set(_elf_machines(local.zip.path).values()) == \
+            set(_elf_machines(docker.zip.path).values())
+
+
+def test_cli_build_prints_hash_builder_counts(numpy_lock: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "layer.zip"
+    code = cli(["build", str(numpy_lock), "--locked", "--runtime", "python3.11", "--arch", "arm64",
+                "--builder", "local", "-o", str(out), "--json"])
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["builder"] == "local" and data["package_count"] == 1
+    assert data["zipped_size"] == out.stat().st_size and len(data["content_hash"]) == 64
+
+
+def test_image_with_other_python_is_refused(numpy_lock: Path, tmp_path: Path) -> None:
+    spec = _docker_spec(numpy_lock, image_runtime="python3.13")
+    out = tmp_path / "layer.zip"
+    with pytest.raises(BuildError) as err:
+        build_layer(spec, out)
+    assert "the image has Python 3.13 but the runtime is Python 3.11" in str(err.value)
+    assert "image=" in str(err.value)
+    assert not out.exists()
+
+
+def test_failing_build_shows_container_tail(tmp_path: Path) -> None:
+    lock = write(tmp_path / "requirements.lock", "pll-no-such-package-0d1f==1.0.0\n")
+    out = tmp_path / "layer.zip"
+    with pytest.raises(BuildError) as err:
+        build_layer(_docker_spec(lock), out)
+    text = str(err.value)
+    assert "the build exited with 1" in text
+    assert "pll-no-such-package-0d1f" in text and "output (last lines)" in text
+    assert not out.exists()
+
+
+def test_docker_not_reachable_says_how_to_start(numpy_lock: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = _docker_spec(numpy_lock)
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-docker.sock")
+    with pytest.raises(BuildError, match="(?s)no Docker engine answers.*start Docker"):
+        build_layer(spec, tmp_path / "layer.zip")
+    assert not (tmp_path / "layer.zip").exists()
+
+
+def test_sdist_only_package_local_refused_auto_uses_docker(tmp_path: Path) -> None:
+    lock = write(tmp_path / "requirements.lock", "docopt==0.6.2\n")  # published as sdist only
+    with pytest.raises(BuildError, match="use builder='docker'"):
+        build_layer(make_spec(runtime="python3.11", lock=str(lock), builder="local"),
+                    tmp_path / "local.zip")
+    assert not (tmp_path / "local.zip").exists()
+    spec = make_spec(runtime="python3.11", lock=str(lock), builder="auto",
+                     image=require_image("python3.11", "x86_64"), **docker_build_options())
+    result = build_layer(spec, tmp_path / "auto.zip", log=lambda _m: None)
+    assert result.builder == "docker"
+    assert "docopt" in result.builder_reason and "Docker" in result.builder_reason
+    with zipfile.ZipFile(result.zip.path) as zf:
+        assert "python/lib/python3.11/site-packages/docopt.py" in zf.namelist()
+
+
+def test_node_layer_docker_and_local(tmp_path: Path) -> None:
+    manifest = write(tmp_path / "src/package.json",
+                     json.dumps({"name": "l", "version": "1.0.0", "dependencies": {"is-odd": "3.0.1"}}))
+    common = {"runtime": "nodejs20.x", "package_json": str(manifest)}
+    docker = build_layer(make_spec(**common, builder="docker", image=require_image("nodejs20.x", "x86_64"),
+                                   **docker_build_options()), tmp_path / "docker.zip", log=lambda _m: None)
+    local = build_layer(make_spec(**common, builder="local"), tmp_path / "local.zip",
+                        log=lambda _m: None)
+    for result in (docker, local):
+        with zipfile.ZipFile(result.zip.path) as zf:
+            names = set(zf.namelist())
+        assert "nodejs/node_modules/is-odd/index.js" in names
+        assert "nodejs/node_modules/is-number/index.js" in names
+        assert not any(n.startswith("nodejs/package") for n in names)
+    assert docker.packages == local.packages == {"is-odd": "3.0.1", "is-number": "6.0.0"}

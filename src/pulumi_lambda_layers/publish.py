@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import boto3
+import botocore.loaders
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -33,6 +35,9 @@ _ACCOUNT = re.compile(r"\d{12}")
 _ORG = re.compile(r"o-[a-z0-9]{10,32}")  # AWS Organizations id format, as Lambda checks it
 _ROOT_ARN = re.compile(r"arn:aws[a-z-]*:iam::(\d{12}):root")
 _CLIENT_CONFIG = Config(user_agent_extra="pulumi-lambda-layers")
+# Every call makes its own session (nothing long-lived to pickle or expire); parsing the service
+# models anew costs ~0.2 s per session, so sessions share one loader (read-only model data).
+_LOADER = botocore.loaders.create_loader()
 
 
 class PublishError(LayerError):
@@ -89,19 +94,20 @@ class LayerVersion:
 
 def session(target: AwsTarget) -> boto3.Session:
     """A boto3 session for target; assumes target.assume_role_arn through STS when set."""
-    where = target.profile or "default credentials"
-    try:
-        base = boto3.Session(profile_name=target.profile, region_name=target.region)
-    except BotoCoreError as exc:
-        _fail("session", where, str(exc), "check the profile name in ~/.aws/config")
+    base = _boto3_session(region_name=target.region)
+    if target.profile:
+        if target.profile not in base.available_profiles:
+            _fail("session", f"profile {target.profile!r}", "no such profile in the AWS config",
+                  f"one of {sorted(base.available_profiles)}, or fix AWS_CONFIG_FILE")
+        base = _boto3_session(profile_name=target.profile, region_name=target.region)
     if not target.assume_role_arn:
         return base
-    sts = _client(base, "sts", "sts:AssumeRole")
+    sts = _client(base, "sts")
     creds = _call(sts.assume_role, target.assume_role_arn,
                   RoleArn=target.assume_role_arn, RoleSessionName="pulumi-lambda-layers")["Credentials"]
-    return boto3.Session(aws_access_key_id=creds["AccessKeyId"],
-                         aws_secret_access_key=creds["SecretAccessKey"],
-                         aws_session_token=creds["SessionToken"], region_name=base.region_name)
+    return _boto3_session(aws_access_key_id=creds["AccessKeyId"],
+                          aws_secret_access_key=creds["SecretAccessKey"],
+                          aws_session_token=creds["SessionToken"], region_name=base.region_name)
 
 
 # --- description marker -------------------------------------------------------------------------
@@ -145,7 +151,12 @@ def list_versions(target: AwsTarget, layer_name: str) -> list[LayerVersion]:
 
 def find_version(target: AwsTarget, layer_name: str, content_hash: str,
                  code_sha256: str) -> LayerVersion | None:
-    """The newest version carrying content_hash whose code has code_sha256, or None."""
+    """The layer's newest version if it carries content_hash and code_sha256, else None.
+
+    Only the newest counts: reusing an older version (content that went back to an earlier state)
+    would make versions go backwards, and the replaced resource's delete could then remove the
+    version that is live again.
+    """
     return _find_version(_lambda(target), layer_name, content_hash, code_sha256)
 
 
@@ -173,9 +184,11 @@ def publish_version(target: AwsTarget, layer_name: str, zip_path: str | Path, *,
     zip_path = Path(zip_path)
     code_sha256 = code_sha256 or zip_sha256(zip_path)
     sess = session(target)
-    lam = _client(sess, "lambda", "publish_layer_version")
+    lam = _client(sess, "lambda")
     existing = _find_version(lam, layer_name, content_hash, code_sha256)
-    if existing is not None:
+    if existing is not None and (existing.license_info or None) == (license_info or None) \
+            and set(existing.compatible_runtimes) == set(compatible_runtimes) \
+            and set(existing.compatible_architectures) == set(compatible_architectures):
         return existing, False
 
     size = zip_path.stat().st_size
@@ -200,7 +213,7 @@ def publish_version(target: AwsTarget, layer_name: str, zip_path: str | Path, *,
               f"set s3_bucket (a bucket in {sess.region_name}) or slim the layer", size=size)
     else:
         key = f"{s3_key_prefix}{layer_name}/{content_hash}.zip"
-        s3 = _client(sess, "s3", "put_object")
+        s3 = _client(sess, "s3")
         try:
             with zip_path.open("rb") as body:
                 _call(s3.put_object, f"s3://{s3_bucket}/{key}", Bucket=s3_bucket, Key=key,
@@ -302,15 +315,24 @@ def set_permissions(target: AwsTarget, layer_name: str, version: int,
 
 # --- internals: the only code that calls boto3 --------------------------------------------------
 
+def _boto3_session(**kwargs: Any) -> boto3.Session:
+    core = botocore.session.get_session()
+    core.register_component("data_loader", _LOADER)
+    sess = boto3.Session(botocore_session=core, **kwargs)
+    # boto3 appends its resource-model folder to the loader for each session: keep it once.
+    _LOADER.search_paths[:] = dict.fromkeys(_LOADER.search_paths)
+    return sess
+
+
 def _lambda(target: AwsTarget) -> Any:
-    return _client(session(target), "lambda", "client")
+    return _client(session(target), "lambda")
 
 
-def _client(sess: boto3.Session, service: str, operation: str) -> Any:
+def _client(sess: boto3.Session, service: str) -> Any:
     try:
         return sess.client(service, config=_CLIENT_CONFIG)
     except BotoCoreError as exc:  # e.g. NoRegionError
-        _fail(operation, service, str(exc), "set region on the target, AWS_REGION or a profile region")
+        _fail("create_client", service, str(exc), "set region on the target, AWS_REGION or a profile region")
 
 
 def _call(method: Callable[..., Any], resource: str, **kwargs: Any) -> Any:
@@ -361,13 +383,11 @@ def _list_versions(lam: Any, layer_name: str) -> list[LayerVersion]:
 
 def _find_version(lam: Any, layer_name: str, content_hash: str,
                   code_sha256: str) -> LayerVersion | None:
-    for listed in _list_versions(lam, layer_name):  # newest first
-        if listed.content_hash != content_hash:
-            continue
-        full = _get_version(lam, layer_name, listed.version)
-        if full is not None and full.code_sha256 == code_sha256:
-            return full
-    return None
+    listed = _list_versions(lam, layer_name)  # newest first
+    if not listed or listed[0].content_hash != content_hash:
+        return None
+    full = _get_version(lam, layer_name, listed[0].version)
+    return full if full is not None and full.code_sha256 == code_sha256 else None
 
 
 def _delete_version(lam: Any, layer_name: str, version: int) -> None:

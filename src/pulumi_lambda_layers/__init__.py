@@ -7,19 +7,20 @@ from .runtimes import RUNTIMES, Runtime
 from .spec import LayerSpec, make_spec, spec_from_dict
 
 # The Pulumi resources import the Pulumi SDK; load them only when asked so the CLI starts fast.
-_RESOURCES = ("LambdaLayerBuild", "LayerBuildProvider")
+_RESOURCES = {"LambdaLayerBuild": "resources", "LayerBuildProvider": "resources",
+              "export_layer": "sharing", "layer_from_stack": "sharing"}
 
 
 def __getattr__(name: str) -> object:
     if name in _RESOURCES:
-        from . import resources
+        import importlib
 
-        return getattr(resources, name)
+        return getattr(importlib.import_module(f".{_RESOURCES[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
-    "LambdaLayerBuild", "LayerBuildProvider",
+    "LambdaLayerBuild", "LayerBuildProvider", "export_layer", "layer_from_stack",
     "RUNTIMES", "BuildError", "LayerError", "LayerSpec", "ResolveError", "Runtime", "SpecError",
     "ValidationError", "make_spec", "spec_from_dict",
 ]

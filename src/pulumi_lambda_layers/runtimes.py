@@ -113,6 +113,9 @@ def check_architecture(arch: str, argument: str = "architecture") -> Architectur
     if arch in ARCHITECTURES:
         return arch  # type: ignore[return-value]
     aliases = {"amd64": "x86_64", "x64": "x86_64", "x86-64": "x86_64", "aarch64": "arm64"}
-    hint = f"use {aliases[arch]!r}" if arch in aliases else did_you_mean(str(arch), ARCHITECTURES)
+    if arch in aliases:
+        raise SpecError(argument, f"unknown architecture {arch!r}",
+                        f"Lambda calls it {aliases[arch]!r}")
+    hint = did_you_mean(str(arch), ARCHITECTURES)
     raise SpecError(argument, f"unknown architecture {arch!r}",
-                    (hint + "; " if hint else "") + "use 'x86_64' or 'arm64'")
+                    (hint + " " if hint else "") + "use 'x86_64' or 'arm64'")

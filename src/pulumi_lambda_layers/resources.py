@@ -147,6 +147,7 @@ class LayerBuildProvider(ResourceProvider):
             compatible_runtimes=p.compatible_runtimes or (p.runtime,),
             compatible_architectures=(p.architecture,), s3_bucket=p.s3_bucket)
         _log(f"{'published' if fresh else 'reused existing'} {version.layer_version_arn}")
+        _fault_point("after-publish")
         publish.set_permissions(p.target, p.layer_name, version.version, p.share_with)
         return CreateResult(version.layer_version_arn, _outs(props, version, built))
 
@@ -250,6 +251,16 @@ def _outs(props: Mapping[str, Any], v: publish.LayerVersion, built: Mapping[str,
             "version": v.version, "code_sha256": v.code_sha256, "code_size": v.code_size,
             "unzipped_size": built.get("unzipped_size"), "builder_used": built.get("builder_used"),
             "runtimes": list(v.compatible_runtimes), "architectures": list(v.compatible_architectures)}
+
+
+def _fault_point(name: str) -> None:
+    """Hang here when PLL_FAULT_INJECT names this point: lets tests kill a deploy at a known step."""
+    import os
+    import time
+
+    if os.environ.get("PLL_FAULT_INJECT") == name:
+        _log(f"fault injection: hanging at {name}")
+        time.sleep(3600)
 
 
 def _log(message: str) -> None:

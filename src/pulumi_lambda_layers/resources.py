@@ -260,7 +260,10 @@ def _fault_point(name: str) -> None:
 
     if os.environ.get("PLL_FAULT_INJECT") == name:
         _log(f"fault injection: hanging at {name}")
-        time.sleep(3600)
+        engine = os.getppid()
+        while os.getppid() == engine:  # until the engine is killed; then leave no orphan behind
+            time.sleep(0.1)
+        os._exit(1)
 
 
 def _log(message: str) -> None:

@@ -9,7 +9,7 @@ import os
 import stat
 import tempfile
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,11 +67,21 @@ def _inside_package(parts: list[str]) -> list[str]:
 
 
 def make_zip(root: Path, output: Path, exclude: Iterable[str] = (), slim: Iterable[str] = (),
-             compresslevel: int = 6) -> ZipResult:
-    """Pack root into output; same files in -> same bytes out. Written atomically (tmp + rename)."""
+             compresslevel: int = 6, links: Mapping[str, str] | None = None) -> ZipResult:
+    """Pack root into output; same files in -> same bytes out. Written atomically (tmp + rename).
+
+    links adds symlink entries (zip path -> target) that need not exist on disk.
+    """
     if not root.is_dir():
         raise BuildError("package", f"{root} is not a directory")
     entries = _collect(root, tuple(exclude), tuple(slim))
+    if links:
+        taken = {rel for rel, _ in entries}
+        clash = sorted(taken.intersection(links))
+        if clash:
+            raise BuildError("package", f"{clash[0]} exists in {root} and is also asked for as a link",
+                             fix="remove it from the source folder")
+        entries = sorted([*entries, *links.items()], key=lambda e: e[0].encode())
     if not entries:
         raise BuildError("package", f"no files to pack in {root}",
                          fix="the build installed nothing, or exclude=/slim= removed every file")
@@ -85,8 +95,8 @@ def make_zip(root: Path, output: Path, exclude: Iterable[str] = (), slim: Iterab
             for rel, full in entries:
                 info = zipfile.ZipInfo(rel, FIXED_DATE)
                 info.create_system = 3  # unix, so external_attr carries the mode
-                if full.is_symlink():
-                    target = os.readlink(full)
+                if isinstance(full, str):  # a symlink, given as its target
+                    target = full
                     info.external_attr = (stat.S_IFLNK | 0o777) << 16
                     info.compress_type = zipfile.ZIP_STORED
                     zf.writestr(info, target)
@@ -108,8 +118,10 @@ def make_zip(root: Path, output: Path, exclude: Iterable[str] = (), slim: Iterab
                      output.stat().st_size, unzipped, len(entries))
 
 
-def _collect(root: Path, exclude: tuple[str, ...], slim: tuple[str, ...]) -> list[tuple[str, Path]]:
-    out: list[tuple[str, Path]] = []
+def _collect(root: Path, exclude: tuple[str, ...],
+             slim: tuple[str, ...]) -> list[tuple[str, Path | str]]:
+    """(zip path, file) of what to pack, sorted; a symlink comes as (zip path, its target)."""
+    out: list[tuple[str, Path | str]] = []
     for dirpath, dirnames, filenames in os.walk(root):
         base = Path(dirpath)
         # Symlinked folders are packed as links, never followed (a loop or an escape otherwise).
@@ -120,7 +132,7 @@ def _collect(root: Path, exclude: tuple[str, ...], slim: tuple[str, ...]) -> lis
             full = base / name
             rel = full.relative_to(root).as_posix()
             if not is_excluded(rel, exclude, slim):
-                out.append((rel, full))
+                out.append((rel, os.readlink(full) if full.is_symlink() else full))
     # Sort by the encoded name: the order zip readers and our hash see, independent of locale.
     return sorted(out, key=lambda e: e[0].encode())
 

@@ -21,7 +21,7 @@ LOCK_NAMES = ("uv.lock", "poetry.lock")
 
 # Every key a spec accepts; a misspelt key gets a "did you mean" hint instead of being ignored.
 SPEC_KEYS = ("runtime", "architecture", *SOURCE_KINDS, "builder", "image", "network_mode",
-             "proxy", "ca_bundle", "exclude", "slim")
+             "proxy", "ca_bundle", "exclude", "slim", "frozen")
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,7 @@ class LayerSpec:
     ca_bundle: Path | None = None
     exclude: tuple[str, ...] = ()
     slim: tuple[str, ...] = ()
+    frozen: bool = False  # never resolve: a lock must give every version
 
     @property
     def build_image(self) -> str:
@@ -88,6 +89,7 @@ def spec_from_dict(args: Mapping[str, Any], base_dir: str | Path | None = None) 
         ca_bundle=_ca_bundle(given.get("ca_bundle"), base),
         exclude=_str_tuple(given.get("exclude", ()), "exclude"),
         slim=_slim(given.get("slim", ())),
+        frozen=_frozen(given.get("frozen", False), source),
     )
 
 
@@ -120,6 +122,19 @@ def _source(given: Mapping[str, Any], runtime: Runtime, base: Path) -> Source:
         raise SpecError(kind, f"expected a package.json, got {path.name}",
                         "point it at package.json (package-lock.json is read beside it)")
     return Source(kind, path)
+
+
+def _frozen(value: Any, source: Source) -> bool:
+    if not isinstance(value, bool):
+        raise SpecError("frozen", f"expected True or False, got {value!r}")
+    if value and source.kind == "requirements":
+        raise SpecError("frozen", "requirements= are resolved on every run, which frozen forbids",
+                        "use lock= with a pinned file (uv.lock, poetry.lock, pip-compile output)")
+    if value and source.kind == "package_json" \
+            and not source.path.with_name("package-lock.json").is_file():
+        raise SpecError("frozen", f"{source.path} has no package-lock.json beside it",
+                        "commit the lock (`npm install --package-lock-only`) or drop frozen")
+    return value
 
 
 def _builder(value: Any) -> BuilderName:

@@ -50,9 +50,14 @@ class LocalBuilder:
                              proc.stderr[-4000:])
 
     def _node(self, spec: LayerSpec, fp: Fingerprint, root: Path, log: Log) -> None:
-        if '"hasInstallScript": true' in fp.install_files["package-lock.json"]:
-            raise NoCompatibleWheel("a package runs an install script (native build), which "
-                                    "only a Lambda-compatible container can run for the target")
+        scripted = _packages_with_install_scripts(fp.install_files["package-lock.json"])
+        if scripted and spec.builder != "local":
+            raise NoCompatibleWheel(f"{', '.join(scripted)} run install scripts (native builds), "
+                                    "which only a Lambda-compatible container runs for the target")
+        if scripted:
+            log(f"local: not running the install scripts of {', '.join(scripted)} "
+                "(they would build for this machine); packages that ship prebuilt binaries, such "
+                "as sharp >= 0.33, work without them")
         project = root / "nodejs"
         project.mkdir(parents=True)
         for name, text in fp.install_files.items():
@@ -67,6 +72,14 @@ class LocalBuilder:
         if proc.returncode != 0:
             raise BuildError("local build (npm ci)", f"npm exited with {proc.returncode}",
                              (proc.stdout + proc.stderr)[-4000:])
+
+
+def _packages_with_install_scripts(lock_text: str) -> list[str]:
+    import json
+
+    packages = json.loads(lock_text).get("packages", {})
+    return sorted(path.rsplit("node_modules/", 1)[-1] for path, meta in packages.items()
+                  if path and meta.get("hasInstallScript") and not meta.get("dev"))
 
 
 def _proxy_env(spec: LayerSpec) -> dict[str, str]:

@@ -1,0 +1,154 @@
+"""Node.js layers: sharp's native binary per architecture, and ES modules that can see the layer."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import struct
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from pulumi_lambda_layers import SpecError, make_spec
+from pulumi_lambda_layers.build import BuildResult, build_layer
+from pulumi_lambda_layers.function_zip import package_function
+from pulumi_lambda_layers.runtimes import RUNTIMES
+from pulumi_lambda_layers.validate import inspect_zip
+from tests.conftest import docker_build_options, write
+from tests.testbed_images import require_docker, require_image
+
+SHARP = {"name": "thumbs", "version": "1.0.0", "dependencies": {"sharp": "0.34.5"}}
+HANDLER = """import sharp from 'sharp';
+export const handler = async () => {
+  const png = await sharp({create: {width: 64, height: 48, channels: 3,
+                                    background: {r: 200, g: 0, b: 0}}}).png().toBuffer();
+  const small = await sharp(png).resize(16).toBuffer({resolveWithObject: true});
+  return {sharp: sharp.versions.sharp, width: small.info.width, height: small.info.height};
+};
+"""
+
+
+def _sharp_manifest(root: Path) -> Path:
+    return write(root / "package.json", json.dumps(SHARP))
+
+
+@pytest.fixture(scope="module")
+def sharp_layers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, BuildResult]:
+    src = tmp_path_factory.mktemp("sharp-src")
+    manifest = _sharp_manifest(src)
+    out = tmp_path_factory.mktemp("sharp-out")
+    return {arch: build_layer(make_spec(runtime="nodejs20.x", architecture=arch,
+                                        package_json=str(manifest), builder="local"),
+                              out / f"sharp-{arch}.zip", log=lambda _m: None)
+            for arch in ("x86_64", "arm64")}
+
+
+def _node_binaries(zip_path: Path) -> dict[str, int]:
+    with zipfile.ZipFile(zip_path) as zf:
+        found = {}
+        for name in zf.namelist():
+            if name.endswith(".node"):
+                found[name] = struct.unpack("<H", zf.read(name)[18:20])[0]
+        return found
+
+
+@pytest.mark.parametrize("arch,pkg,machine", [("x86_64", "sharp-linux-x64", 62),
+                                              ("arm64", "sharp-linux-arm64", 183)])
+def test_sharp_platform_package_matches_architecture(sharp_layers: dict[str, BuildResult],
+                                                     arch: str, pkg: str, machine: int) -> None:
+    result = sharp_layers[arch]
+    assert result.report.ok, str(result.report)
+    assert result.packages["sharp"] == "0.34.5" and f"@img/{pkg}" in result.packages
+    assert not any("darwin" in p or "win32" in p or "musl" in p for p in result.packages)
+    binaries = _node_binaries(result.zip.path)
+    assert binaries and set(binaries.values()) == {machine}, binaries
+    assert all(name.startswith("nodejs/node_modules/") for name in binaries)
+
+
+def test_sharp_for_the_wrong_arch_fails_validation(sharp_layers: dict[str, BuildResult]) -> None:
+    report = inspect_zip(sharp_layers["arm64"].zip.path, RUNTIMES["nodejs20.x"], "x86_64")
+    assert not report.ok
+    assert any(f.code == "elf-machine" and f.path.endswith(".node") for f in report.findings)
+
+
+def test_auto_builds_sharp_in_docker_because_of_its_install_script(tmp_path: Path) -> None:
+    manifest = _sharp_manifest(tmp_path / "src")
+    spec = make_spec(runtime="nodejs20.x", package_json=str(manifest),
+                     image=require_image("nodejs20.x", "x86_64"), **docker_build_options())
+    result = build_layer(spec, tmp_path / "layer.zip", log=lambda _m: None)
+    assert result.builder == "docker" and "sharp" in result.builder_reason
+    assert set(_node_binaries(result.zip.path).values()) == {62}
+
+
+def test_frozen_needs_a_lock(tmp_path: Path) -> None:
+    manifest = _sharp_manifest(tmp_path / "src")
+    with pytest.raises(SpecError, match="no package-lock.json beside it"):
+        make_spec(runtime="nodejs20.x", package_json=str(manifest), frozen=True)
+    req = write(tmp_path / "requirements.txt", "six\n")
+    with pytest.raises(SpecError, match="frozen forbids"):
+        make_spec(runtime="python3.12", requirements=str(req), frozen=True)
+
+
+def _extract(zip_path: Path, dest: Path) -> None:
+    """Unzip keeping symlinks and modes, as Lambda does."""
+    with zipfile.ZipFile(zip_path) as zf:
+        for info in zf.infolist():
+            target = dest / info.filename
+            target.parent.mkdir(parents=True, exist_ok=True)
+            mode = info.external_attr >> 16
+            if stat.S_ISLNK(mode):
+                os.symlink(zf.read(info).decode(), target)
+            else:
+                target.write_bytes(zf.read(info))
+                os.chmod(target, stat.S_IMODE(mode) or 0o644)
+
+
+def _invoke_esm(layer_zip: Path, function_zip: Path, work: Path) -> tuple[int, str]:
+    """Run the .mjs handler with node in the Node.js image: layer at /opt, code at /var/task."""
+    opt, task = work / "opt", work / "task"
+    _extract(layer_zip, opt)
+    _extract(function_zip, task)
+    client = require_docker()
+    script = ("const m = await import('/var/task/index.mjs');"
+              "console.log(JSON.stringify(await m.handler({})));")
+    container = client.containers.run(
+        require_image("nodejs20.x", "x86_64"), ["node", "--input-type=module", "-e", script],
+        detach=True, network_mode="none", working_dir="/var/task",
+        environment={"NODE_PATH": "/opt/nodejs/node20/node_modules:/opt/nodejs/node_modules"},
+        volumes={str(opt): {"bind": "/opt", "mode": "ro"}, str(task): {"bind": "/var/task", "mode": "ro"}})
+    try:
+        code = container.wait()["StatusCode"]
+        return code, container.logs().decode()
+    finally:
+        container.remove(force=True)
+
+
+def test_esm_handler_sees_layer_only_through_the_node_modules_link(
+        sharp_layers: dict[str, BuildResult], tmp_path: Path) -> None:
+    fn = write(tmp_path / "fn/index.mjs", HANDLER).parent
+    linked = package_function(fn, tmp_path / "fn-linked.zip", "nodejs20.x")
+    plain = package_function(fn, tmp_path / "fn-plain.zip", "nodejs20.x", link_layer_modules=False)
+    with zipfile.ZipFile(linked.path) as zf:
+        info = zf.getinfo("node_modules")
+        assert stat.S_ISLNK(info.external_attr >> 16)
+        assert zf.read(info) == b"/opt/nodejs/node_modules"
+    assert linked.zipped_size < 4096, "the function zip stays a few KB: sharp lives in the layer"
+
+    layer = sharp_layers["x86_64"].zip.path
+    code, out = _invoke_esm(layer, linked.path, tmp_path / "run-linked")
+    assert code == 0, out
+    assert json.loads(out.strip().splitlines()[-1]) == {"sharp": "0.34.5", "width": 16, "height": 12}
+
+    code, out = _invoke_esm(layer, plain.path, tmp_path / "run-plain")
+    assert code != 0 and "ERR_MODULE_NOT_FOUND" in out and "sharp" in out, out
+
+
+def test_link_refused_for_python_and_when_node_modules_exists(tmp_path: Path) -> None:
+    fn = write(tmp_path / "fn/index.mjs", HANDLER).parent
+    with pytest.raises(SpecError, match="not a Node.js runtime"):
+        package_function(fn, tmp_path / "x.zip", "python3.12", link_layer_modules=True)
+    (fn / "node_modules").mkdir()
+    with pytest.raises(SpecError, match="already exists"):
+        package_function(fn, tmp_path / "x.zip", "nodejs20.x", link_layer_modules=True)

@@ -109,7 +109,7 @@ def make_zip(root: Path, output: Path, exclude: Iterable[str] = (), slim: Iterab
                     while chunk := src.read(1 << 20):
                         dst.write(chunk)
                         unzipped += len(chunk)
-        digest = _sha256(tmp)
+        digest = file_sha256(tmp)
         tmp.replace(output)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -137,7 +137,8 @@ def _collect(root: Path, exclude: tuple[str, ...],
     return sorted(out, key=lambda e: e[0].encode())
 
 
-def _sha256(path: Path) -> bytes:
+def file_sha256(path: Path) -> bytes:
+    """The sha256 digest of a file, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):

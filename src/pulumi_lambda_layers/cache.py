@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
+
+from .archive import file_sha256
 
 
 def cache_dir() -> Path:
@@ -26,7 +27,7 @@ def lookup(content_hash: str) -> Path | None:
     digest_file = path.with_suffix(".sha256")
     if not path.is_file() or not digest_file.is_file():
         return None
-    if sha256_file(path) != digest_file.read_text().strip():
+    if file_sha256(path).hex() != digest_file.read_text().strip():
         # A truncated or altered entry must never be published: drop it and build again.
         path.unlink(missing_ok=True)
         digest_file.unlink(missing_ok=True)
@@ -40,11 +41,3 @@ def record(content_hash: str, sha256: str) -> None:
     tmp = digest_file.with_suffix(".tmp")
     tmp.write_text(sha256 + "\n")
     os.replace(tmp, digest_file)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()

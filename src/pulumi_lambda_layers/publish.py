@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import logging
 import re
@@ -19,6 +18,7 @@ import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from .archive import file_sha256
 from .errors import LayerError, SpecError
 
 log = logging.getLogger(__name__)
@@ -164,11 +164,7 @@ def find_version(target: AwsTarget, layer_name: str, content_hash: str,
 
 def zip_sha256(path: str | Path) -> str:
     """The CodeSha256 Lambda reports for this zip: base64 of its sha256 digest."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return base64.b64encode(digest.digest()).decode()
+    return base64.b64encode(file_sha256(Path(path))).decode()
 
 
 def publish_version(target: AwsTarget, layer_name: str, zip_path: str | Path, *,

@@ -302,7 +302,7 @@ class LambdaLayerBuild(pulumi.dynamic.Resource, module="lambda-layers", name="La
                  builder: str = "auto", image: str | None = None, network_mode: str | None = None,
                  proxy: Mapping[str, str] | None = None, ca_bundle: str | None = None,
                  exclude: Sequence[str] | None = None, slim: Sequence[str] | bool | None = None,
-                 region: str | None = None, profile: str | None = None,
+                 frozen: bool = False, region: str | None = None, profile: str | None = None,
                  assume_role_arn: str | None = None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         """Declare a layer. Exactly one of requirements, lock, package_json, source_dir.
@@ -314,13 +314,14 @@ class LambdaLayerBuild(pulumi.dynamic.Resource, module="lambda-layers", name="La
         retain_on_delete: keep the version in AWS when the resource is deleted.
         s3_bucket: staging bucket for zips over the 50 MB direct-upload limit.
         builder/image/network_mode/proxy/ca_bundle/exclude/slim: how the layer is built.
+        frozen: refuse to resolve anything; a lock must give every version.
         region/profile/assume_role_arn: where the layer is published.
         """
         args = {"runtime": runtime, "architecture": architecture, "requirements": requirements,
                 "lock": lock, "package_json": package_json, "source_dir": source_dir,
                 "builder": builder, "image": image, "network_mode": network_mode,
                 "proxy": dict(proxy) if proxy else None, "ca_bundle": ca_bundle,
-                "exclude": list(exclude) if exclude else None, "slim": slim}
+                "exclude": list(exclude) if exclude else None, "slim": slim, "frozen": frozen}
         content_hash, packages, build, errors = program_time_fingerprint(args)
         props: dict[str, Any] = {
             "content_hash": content_hash, "packages": packages, "runtime": runtime,

@@ -1,0 +1,86 @@
+"""The example programs run under Pulumi's mocks: their pulumi_aws wiring follows the layer ARN."""
+
+from __future__ import annotations
+
+import os
+import runpy
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    """Answers every resource with its inputs (plus ARNs for layers) and records what was made."""
+
+    def __init__(self) -> None:
+        self.made: dict[str, tuple[str, dict[str, Any]]] = {}
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        outputs = dict(args.inputs)
+        if args.typ.endswith("LambdaLayerBuild"):
+            arn = f"arn:aws:lambda:us-east-1:123456789012:layer:{args.inputs['layer_name']}"
+            outputs.update(layer_arn=arn, layer_version_arn=f"{arn}:1", version=1)
+        if args.typ == "aws:iam/role:Role":
+            outputs["arn"] = f"arn:aws:iam::123456789012:role/{args.name}"
+        self.made[args.name] = (args.typ, args.inputs)
+        return f"{args.name}-id", outputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+        return {}
+
+
+@pytest.fixture
+def mocks() -> RecordingMocks:
+    m = RecordingMocks()
+    pulumi.runtime.set_mocks(m, preview=False)
+    return m
+
+
+def _run_example(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> pulumi.Output[Any]:
+    """Run the program; the returned output resolves once its top-level resources exist."""
+    copy = tmp_path / name
+    shutil.copytree(EXAMPLES / name, copy)
+    monkeypatch.chdir(copy)
+    names = runpy.run_path(str(copy / "__main__.py"), run_name="__main__")
+    made = [v for v in names.values() if isinstance(v, pulumi.Resource)]
+    return pulumi.Output.all(*[r.urn for r in made])
+
+
+@pulumi.runtime.test
+def test_node_sharp_example_two_small_functions_share_one_layer(
+        mocks: RecordingMocks, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    done = _run_example("node-sharp-layer", tmp_path, monkeypatch)
+
+    def check(_: Any) -> None:
+        layer_type, layer_inputs = mocks.made["sharp"]
+        assert layer_type.endswith("LambdaLayerBuild")
+        assert layer_inputs["architecture"] == "arm64"
+        assert "@img/sharp-linux-arm64" in layer_inputs["packages"]
+        assert "@img/sharp-linux-x64" not in layer_inputs["packages"]
+        for fn in ("thumbnail", "medium"):
+            typ, inputs = mocks.made[fn]
+            assert typ == "aws:lambda/function:Function"
+            assert inputs["layers"] == ["arn:aws:lambda:us-east-1:123456789012:layer:sharp-arm64:1"]
+            assert os.path.getsize(tmp_path / "node-sharp-layer" / "build" / f"{fn}.zip") < 4096
+
+    return done.apply(check)
+
+
+@pulumi.runtime.test
+def test_python_example_function_uses_the_numpy_layer(
+        mocks: RecordingMocks, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    done = _run_example("python-layer", tmp_path, monkeypatch)
+
+    def check(_: Any) -> None:
+        _, layer_inputs = mocks.made["deps"]
+        assert layer_inputs["packages"]["numpy"] == "1.26.4"
+        _, fn_inputs = mocks.made["api"]
+        assert fn_inputs["layers"] == ["arn:aws:lambda:us-east-1:123456789012:layer:python-layer-deps:1"]
+        assert fn_inputs["architectures"] == ["arm64"]
+
+    return done.apply(check)

@@ -8,6 +8,7 @@ from .spec import LayerSpec, make_spec, spec_from_dict
 
 # The Pulumi resources import the Pulumi SDK; load them only when asked so the CLI starts fast.
 _RESOURCES = {"LambdaLayerBuild": "resources", "LayerBuildProvider": "resources",
+              "LayerAttachment": "resources",
               "export_layer": "sharing", "layer_from_stack": "sharing"}
 
 
@@ -20,7 +21,7 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
-    "LambdaLayerBuild", "LayerBuildProvider", "export_layer", "layer_from_stack",
+    "LambdaLayerBuild", "LayerAttachment", "LayerBuildProvider", "export_layer", "layer_from_stack",
     "RUNTIMES", "BuildError", "LayerError", "LayerSpec", "ResolveError", "Runtime", "SpecError",
     "ValidationError", "make_spec", "spec_from_dict",
 ]

@@ -361,3 +361,149 @@ def program_time_fingerprint(args: Mapping[str, Any]) -> tuple[str, dict[str, st
         "source_path": str(spec.source.path), "install_files": fp.install_files,
     }
     return fp.content_hash, fp.packages, build, []
+
+
+# ------------------------------------------------------------------ LayerAttachment
+
+ATTACH_REPLACE_KEYS = ("region", "profile", "assume_role_arn")
+
+
+@dataclass(frozen=True)
+class AttachProps:
+    """The attachment provider's view of its inputs."""
+
+    layer_version_arn: str
+    functions: tuple[str, ...]
+    position: int | None
+    keep_on_delete: bool
+    target: publish.AwsTarget
+
+    @staticmethod
+    def of(props: Mapping[str, Any]) -> AttachProps:
+        position = props.get("position")
+        return AttachProps(
+            layer_version_arn=props["layer_version_arn"],
+            functions=tuple(props.get("functions") or ()),
+            position=int(position) if position is not None else None,
+            keep_on_delete=bool(props.get("keep_on_delete")),
+            target=publish.AwsTarget(props.get("region") or None, props.get("profile") or None,
+                                     props.get("assume_role_arn") or None))
+
+
+def check_attachment(news: Mapping[str, Any]) -> list[CheckFailure]:
+    """Input problems of a LayerAttachment, against the property."""
+    failures = []
+    functions = news.get("functions")
+    if not isinstance(functions, list) or not functions or \
+            not all(isinstance(f, str) and f for f in functions):
+        failures.append(CheckFailure("functions", "expected a non-empty list of function names "
+                                     "or ARNs"))
+    elif len(set(functions)) != len(functions):
+        failures.append(CheckFailure("functions", "lists a function twice"))
+    arn = news.get("layer_version_arn")
+    if isinstance(arn, str) and not re.fullmatch(r"arn:[^:]+:lambda:[^:]+:\d{12}:layer:[^:]+:\d+",
+                                                 arn):
+        failures.append(CheckFailure("layer", f"{arn!r} is not a layer version ARN "
+                                     "(arn:aws:lambda:<region>:<account>:layer:<name>:<version>)"))
+    position = news.get("position")
+    if position is not None and (not isinstance(position, (int, float)) or not 0 <= position <= 4):
+        failures.append(CheckFailure("position", f"expected 0-4 (a function has at most 5 layers), "
+                                     f"got {position!r}"))
+    return failures
+
+
+def diff_attachment(olds: Mapping[str, Any], news: Mapping[str, Any]) -> DiffResult:
+    """Update when the version, the function list or a function's actual layer (drift) differ."""
+    replaces = [k for k in ATTACH_REPLACE_KEYS if _norm(olds.get(k)) != _norm(news.get(k))]
+    wanted = news.get("layer_version_arn")
+    attached = olds.get("attached") or {}
+    drifted = any(attached.get(fn) != wanted for fn in news.get("functions") or [])
+    changed = any(_norm(olds.get(k)) != _norm(news.get(k))
+                  for k in ("layer_version_arn", "functions", "position", "keep_on_delete"))
+    return DiffResult(changes=bool(replaces or changed or drifted), replaces=replaces,
+                      delete_before_replace=False)
+
+
+class LayerAttachmentProvider(ResourceProvider):
+    """Points named functions at a layer version; reads back drift. Holds no state."""
+
+    serialize_as_secret_always = False
+
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        return CheckResult(news, check_attachment(news))
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        return diff_attachment(olds, news)
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        from . import attach
+
+        p = AttachProps.of(props)
+        changes = attach.attach(p.target, p.layer_version_arn, p.functions, p.position)
+        for change in changes:
+            _log(f"attach: {change.function}: {len(change.old_layers)} -> "
+                 f"{len(change.new_layers)} layers, now {p.layer_version_arn}")
+        base = attach.layer_base_arn(p.layer_version_arn)
+        return CreateResult(f"{base}|{','.join(p.functions)}", {**props, "attached": {
+            fn: p.layer_version_arn for fn in p.functions}, "layer_arn": base})
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        from . import attach
+
+        p = AttachProps.of(news)
+        attach.attach(p.target, p.layer_version_arn, p.functions, p.position)
+        dropped = [fn for fn in olds.get("functions") or [] if fn not in p.functions]
+        if dropped and not p.keep_on_delete:
+            attach.detach(p.target, p.layer_version_arn, dropped)
+        return UpdateResult({**news, "attached": {fn: p.layer_version_arn for fn in p.functions},
+                             "layer_arn": attach.layer_base_arn(p.layer_version_arn)})
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        from . import attach
+
+        p = AttachProps.of(props)
+        actual = attach.attached_versions(p.target, p.functions, p.layer_version_arn)
+        for fn, arn in actual.items():
+            if arn != p.layer_version_arn:
+                _log(f"drift: {fn} uses {arn or 'no version of the layer'}, not "
+                     f"{p.layer_version_arn}")
+        return ReadResult(id_, {**props, "attached": actual})
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        from . import attach
+
+        p = AttachProps.of(props)
+        if p.keep_on_delete:
+            _log("keep_on_delete: functions keep the layer")
+            return
+        existing = list(attach.attached_versions(p.target, p.functions, p.layer_version_arn))
+        if existing:
+            attach.detach(p.target, p.layer_version_arn, existing)
+
+
+class LayerAttachment(pulumi.dynamic.Resource, module="lambda-layers", name="LayerAttachment"):
+    """Keeps functions this stack does not own on a layer's current version.
+
+    For each function, any version of the same layer is replaced by the new version ARN (or the
+    layer is added at `position`), other layers keep their order. Because it reads the layer's
+    version ARN, Pulumi moves the functions before a replaced layer version is deleted.
+    """
+
+    attached: pulumi.Output[dict[str, Any]]
+    layer_arn: pulumi.Output[str]
+
+    def __init__(self, resource_name: str, *, layer: Any, functions: Sequence[str],
+                 position: int | None = None, keep_on_delete: bool = False,
+                 region: str | None = None, profile: str | None = None,
+                 assume_role_arn: str | None = None,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        """layer: a LambdaLayerBuild or a layer version ARN (string or Output).
+        functions: names or ARNs. keep_on_delete: leave the layer on the functions when this
+        resource is deleted (default: remove it). region/profile/assume_role_arn: where the
+        functions are (another account through a role)."""
+        version_arn = getattr(layer, "layer_version_arn", layer)
+        props = {"layer_version_arn": version_arn, "functions": list(functions),
+                 "position": position, "keep_on_delete": keep_on_delete, "region": region,
+                 "profile": profile, "assume_role_arn": assume_role_arn,
+                 "attached": None, "layer_arn": None}
+        super().__init__(LayerAttachmentProvider(), resource_name, props, opts)

@@ -64,6 +64,18 @@ def _parser() -> argparse.ArgumentParser:
     _target_args(i)
     i.add_argument("zip", type=Path)
     i.set_defaults(func=_inspect)
+
+    d = sub.add_parser("drift", help="list functions using any version of a layer, current or "
+                                     "stale; exit 1 when any is stale")
+    d.add_argument("--layer", required=True, metavar="LAYER_VERSION_ARN",
+                   help="the version functions should use")
+    d.add_argument("--region", action="append", default=[],
+                   help="region to scan (repeatable; default: the layer's region)")
+    d.add_argument("--all-regions", action="store_true", help="scan every Lambda region")
+    d.add_argument("--profile")
+    d.add_argument("--assume-role-arn")
+    d.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    d.set_defaults(func=_drift)
     return p
 
 
@@ -150,6 +162,34 @@ def _inspect(args: argparse.Namespace) -> int:
     report = inspect_zip(args.zip, runtime, arch)
     print(json.dumps(report.to_dict(), indent=2) if args.json else report)
     return 0 if report.ok else 1
+
+
+def _drift(args: argparse.Namespace) -> int:
+    from .attach import drift, lambda_regions, layer_base_arn
+    from .publish import AwsTarget
+
+    try:
+        layer = layer_base_arn(args.layer)
+    except SpecError as exc:
+        raise SpecError("--layer", exc.problem, exc.fix) from exc
+    _, partition, _, layer_region = layer.split(":")[:4]
+    if args.all_regions and args.region:
+        raise SpecError("--all-regions", "cannot be combined with --region", "give one of them")
+    regions = (lambda_regions(AwsTarget(profile=args.profile), partition) if args.all_regions
+               else args.region or [layer_region])
+    uses = drift([AwsTarget(r, args.profile, args.assume_role_arn) for r in regions], args.layer,
+                 skip_disabled_regions=args.all_regions)
+    stale = sum(u.status == "stale" for u in uses)
+    if args.json:
+        print(json.dumps({"layer_version_arn": args.layer, "regions": regions, "stale": stale,
+                          "functions": [u.to_dict() for u in uses]}, indent=2))
+    else:
+        for u in uses:
+            note = f"  uses version {u.version}" if u.status == "stale" else ""
+            print(f"{u.status:<8} {u.region}  {u.function}{note}")
+        print(f"{len(uses)} function(s) use {layer}; {stale} stale" if uses
+              else f"no function uses {layer} in {', '.join(regions)}")
+    return 1 if stale else 0
 
 
 def _progress(message: str) -> None:

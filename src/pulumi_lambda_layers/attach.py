@@ -1,0 +1,408 @@
+"""Point Lambda functions at a layer version safely (limits, RevisionId, rollback) and find drift."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal, NoReturn
+
+from .errors import LayerError, SpecError
+from .publish import AwsTarget, PublishError, _aws, _call, _client, _NotFound, session
+
+log = logging.getLogger(__name__)
+
+MAX_LAYERS = 5  # per function, a hard Lambda quota
+UNZIPPED_LIMIT = 262_144_000  # bytes: function code plus all its layers, unzipped
+DEFAULT_TIMEOUT = 300.0  # seconds to wait for one function's update to finish
+
+_VERSION_ARN = re.compile(r"(arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:layer:[A-Za-z0-9_-]+):(\d+)")
+_LAYER_ARN = re.compile(r"arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:layer:[A-Za-z0-9_-]+")
+# What Lambda answers in an opt-in region the account has not enabled.
+_DISABLED_REGION_CODES = frozenset({"UnrecognizedClientException", "InvalidClientTokenId"})
+_BUSY_CODES = frozenset({"ResourceConflictException"})  # another update still in progress
+
+Sleep = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One function's layer list before and after; new_revision is None while only planned."""
+
+    function: str  # as given: a name or an ARN
+    function_arn: str
+    old_layers: tuple[str, ...]
+    new_layers: tuple[str, ...]
+    old_revision: str | None  # the RevisionId the change was planned against (None: not reported)
+    new_revision: str | None = None
+
+
+@dataclass(frozen=True)
+class FunctionOutcome:
+    """What happened to one function in a failed attach/detach."""
+
+    function: str
+    error: str | None = None  # why this function failed; None when it was not the problem
+    rolled_back: bool | None = None  # None: nothing to undo; True: old layers back; False: not
+    rollback_error: str | None = None
+    layers_now: tuple[str, ...] = ()  # when the rollback failed: the layers it was left with
+    old_layers: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        head = f"{self.function}: " + (f"FAILED: {self.error}" if self.error else "ok")
+        if self.rolled_back is None:
+            return head + "; left as it was"
+        if self.rolled_back:
+            return head + "; its previous layers were restored"
+        return (head + f"; could NOT restore its previous layers ({self.rollback_error}); it now "
+                f"has [{', '.join(self.layers_now)}], restore [{', '.join(self.old_layers)}] by hand")
+
+
+class AttachError(LayerError):
+    """Attaching or detaching failed for some function; `outcomes` says what became of each one."""
+
+    def __init__(self, operation: str, layer: str, outcomes: Sequence[FunctionOutcome]) -> None:
+        self.operation = operation
+        self.layer = layer
+        self.outcomes = tuple(outcomes)
+        failed = [o for o in self.outcomes if o.error]
+        stuck = [o for o in self.outcomes if o.rolled_back is False]
+        summary = (f"{len(failed)} of {len(self.outcomes)} functions failed; "
+                   + ("some changes could NOT be undone" if stuck else
+                      "every change already made was undone" if any(o.rolled_back for o in
+                                                                    self.outcomes)
+                      else "nothing was changed"))
+        lines = [f"{operation} {layer}: {summary}"]
+        lines += ["  " + o.describe() for o in self.outcomes]
+        super().__init__("\n".join(lines))
+
+    @property
+    def failed(self) -> dict[str, str]:
+        """Function -> the reason it failed."""
+        return {o.function: o.error for o in self.outcomes if o.error}
+
+
+@dataclass(frozen=True)
+class FunctionUse:
+    """A function using some version of a layer: `current` when it is the version asked about."""
+
+    function: str
+    function_arn: str
+    region: str
+    layer_version_arn: str
+    status: Literal["current", "stale"]
+
+    @property
+    def version(self) -> int:
+        return int(self.layer_version_arn.rsplit(":", 1)[1])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"function": self.function, "function_arn": self.function_arn,
+                "region": self.region, "layer_version_arn": self.layer_version_arn,
+                "version": self.version, "status": self.status}
+
+
+class _Refused(Exception):
+    """A reason one function cannot take the change; becomes a line of AttachError."""
+
+
+# --- layer lists (pure) -------------------------------------------------------------------------
+
+def layer_base_arn(version_arn: str) -> str:
+    """The layer ARN without its `:<version>`; SpecError when version_arn is not a version ARN."""
+    match = _VERSION_ARN.fullmatch(version_arn.strip()) if isinstance(version_arn, str) else None
+    if not match:
+        raise SpecError("layer_version_arn", f"{version_arn!r} is not a layer version ARN",
+                        "expected arn:aws:lambda:REGION:ACCOUNT:layer:NAME:VERSION")
+    return match.group(1)
+
+
+def layer_arn(layer_arn_or_version_arn: str) -> str:
+    """The layer ARN of either a layer ARN or a layer version ARN."""
+    text = layer_arn_or_version_arn.strip() if isinstance(layer_arn_or_version_arn, str) else ""
+    if _LAYER_ARN.fullmatch(text):
+        return text
+    if _VERSION_ARN.fullmatch(text):
+        return layer_base_arn(text)
+    raise SpecError("layer", f"{layer_arn_or_version_arn!r} is not a layer ARN",
+                    "expected arn:aws:lambda:REGION:ACCOUNT:layer:NAME[:VERSION]")
+
+
+def swap_layers(current: list[str], new_version_arn: str, position: int | None = None) -> list[str]:
+    """current with any version of new_version_arn's layer replaced by it, in the same place; when
+    absent it is added at `position` (0 = first; None or past the end = last). Other layers keep
+    their order, and the layer never appears twice."""
+    base = layer_base_arn(new_version_arn)
+    if position is not None and (not isinstance(position, int) or position < 0):
+        raise SpecError("position", f"{position!r} is not a layer position",
+                        "use 0 for first, 1 for second, ...; leave it out for last")
+    result: list[str] = []
+    placed = False
+    for arn in current:
+        if _base(arn) == base:
+            if not placed:
+                result.append(new_version_arn)
+                placed = True
+        else:
+            result.append(arn)
+    if not placed:
+        result.insert(len(result) if position is None else min(position, len(result)),
+                      new_version_arn)
+    return result
+
+
+def remove_layer(current: list[str], layer: str) -> list[str]:
+    """current without any version of layer (a layer ARN or a layer version ARN)."""
+    base = layer_arn(layer)
+    return [arn for arn in current if _base(arn) != base]
+
+
+# --- attach / detach ----------------------------------------------------------------------------
+
+def attach(target: AwsTarget, layer_version_arn: str, functions: Sequence[str],
+           position: int | None = None, sleep: Sleep = time.sleep,
+           timeout: float = DEFAULT_TIMEOUT,
+           confirm: Callable[[list[Change]], bool] | None = None) -> list[Change]:
+    """Point each function (name or ARN) at layer_version_arn, replacing any other version of the
+    same layer in its place, or adding it at `position`. Returns the changes made (functions
+    already on this version are skipped).
+
+    All functions are read and checked first: at most 5 layers each, and code plus layers within
+    250 MB (262,144,000 bytes) unzipped. That size check is an estimate: Lambda reports zipped
+    sizes only (the function's and each layer's CodeSize), which are a lower bound, so it catches
+    certain failures early and Lambda still checks the real figure on update. Nothing changes
+    unless every function passes. `confirm`, if given, sees the planned changes and may cancel
+    (return False: nothing changes, [] is returned).
+
+    Each update carries the RevisionId that was read, so a function changed meanwhile by someone
+    else is not overwritten; after each update we wait (with `sleep`, up to `timeout` seconds)
+    until Lambda reports it Successful. If any update fails, the functions already changed get
+    their old layers back and AttachError lists every function with what became of it.
+    """
+    layer_base_arn(layer_version_arn)  # bad input fails before any AWS call
+    lam = _lambda(target)
+    new_size = _layer_size(lam, layer_version_arn)
+    return _apply(lam, "attach", layer_version_arn, functions,
+                  lambda old: swap_layers(old, layer_version_arn, position),
+                  {layer_version_arn: new_size}, sleep, timeout, confirm)
+
+
+def detach(target: AwsTarget, layer_arn_or_version_arn: str, functions: Sequence[str],
+           sleep: Sleep = time.sleep, timeout: float = DEFAULT_TIMEOUT,
+           confirm: Callable[[list[Change]], bool] | None = None) -> list[Change]:
+    """Remove any version of the layer from each function; same safety as `attach`."""
+    base = layer_arn(layer_arn_or_version_arn)
+    return _apply(_lambda(target), "detach", base, functions,
+                  lambda old: remove_layer(old, base), {}, sleep, timeout, confirm)
+
+
+def attached_versions(target: AwsTarget, functions: Sequence[str],
+                      layer_base: str) -> dict[str, str | None]:
+    """Function -> the version ARN of layer_base it uses (None: no version of it). Functions that
+    no longer exist are left out, so a refresh can tell "detached" from "gone"."""
+    base = layer_arn(layer_base)
+    lam = _lambda(target)
+    found: dict[str, str | None] = {}
+    for fn in functions:
+        try:
+            cfg = _call(lam.get_function_configuration, fn, FunctionName=fn)
+        except _NotFound:
+            continue
+        found[fn] = next((arn for arn in _layer_arns(cfg) if _base(arn) == base), None)
+    return found
+
+
+# --- drift --------------------------------------------------------------------------------------
+
+def drift(targets: Sequence[AwsTarget], layer_version_arn: str, *,
+          skip_disabled_regions: bool = False) -> list[FunctionUse]:
+    """Every function in the targets' regions that uses any version of the layer, `current` when
+    it is layer_version_arn and `stale` otherwise. Lambda layers are regional, so only functions in
+    the layer's own region can appear. skip_disabled_regions: an opt-in region the account has not
+    enabled is skipped with a warning instead of failing."""
+    base = layer_base_arn(layer_version_arn)
+    uses: dict[str, FunctionUse] = {}
+    for target in targets:
+        sess = session(target)
+        lam = _client(sess, "lambda")
+        region = sess.region_name or "?"
+        try:
+            with _aws("list_functions", f"functions in {region}"):
+                for page in lam.get_paginator("list_functions").paginate():
+                    for fn in page.get("Functions", []):
+                        arn = next((a for a in _layer_arns(fn) if _base(a) == base), None)
+                        if arn is not None and fn["FunctionArn"] not in uses:
+                            uses[fn["FunctionArn"]] = FunctionUse(
+                                fn["FunctionName"], fn["FunctionArn"], region, arn,
+                                "current" if arn == layer_version_arn else "stale")
+        except PublishError as exc:
+            if not (skip_disabled_regions and exc.code in _DISABLED_REGION_CODES):
+                raise
+            log.warning("skipped %s: %s", region, exc)
+    return sorted(uses.values(), key=lambda u: (u.region, u.function))
+
+
+def lambda_regions(target: AwsTarget, partition: str = "aws") -> list[str]:
+    """Every region where Lambda is offered in the partition (from botocore's endpoint data)."""
+    return sorted(session(target).get_available_regions("lambda", partition_name=partition))
+
+
+# --- internals ----------------------------------------------------------------------------------
+
+def _apply(lam: Any, operation: str, layer: str, functions: Sequence[str],
+           compute: Callable[[list[str]], list[str]], extra_sizes: dict[str, int],
+           sleep: Sleep, timeout: float,
+           confirm: Callable[[list[Change]], bool] | None) -> list[Change]:
+    plan: list[Change] = []
+    refused: dict[str, str] = {}
+    seen: set[str] = set()
+    for fn in functions:
+        try:
+            cfg = _settled(lam, fn, sleep, timeout)
+            if cfg["FunctionArn"] in seen:
+                continue
+            seen.add(cfg["FunctionArn"])
+            change = _plan(fn, cfg, compute, extra_sizes)
+        except (_Refused, PublishError) as exc:
+            refused[fn] = str(exc)
+            continue
+        if change is not None:
+            plan.append(change)
+    if refused:
+        raise AttachError(operation, layer, [FunctionOutcome(fn, refused.get(fn))
+                                             for fn in dict.fromkeys(functions)])
+    if not plan or (confirm is not None and not confirm(list(plan))):
+        return []
+
+    done: list[Change] = []
+    for change in plan:
+        try:
+            done.append(_update(lam, change, f"{operation}ing", sleep, timeout))
+        except _UpdateFailed as exc:  # the update landed but did not succeed: undo it too
+            done.append(replace(change, new_revision=exc.revision))
+            _undo(lam, operation, layer, plan, done, change.function, str(exc), sleep, timeout)
+        except (_Refused, PublishError) as exc:
+            _undo(lam, operation, layer, plan, done, change.function, str(exc), sleep, timeout)
+    return done
+
+
+def _plan(fn: str, cfg: dict[str, Any], compute: Callable[[list[str]], list[str]],
+          extra_sizes: dict[str, int]) -> Change | None:
+    if cfg.get("PackageType") == "Image":
+        raise _Refused("a container-image function cannot use layers (put the files in the image)")
+    old = _layer_arns(cfg)
+    new = compute(old)
+    if new == old:
+        return None
+    if len(new) > MAX_LAYERS:
+        raise _Refused(f"would have {len(new)} layers, Lambda allows {MAX_LAYERS} per function: "
+                       f"it has [{', '.join(old)}]; detach one first")
+    sizes = {item["Arn"]: int(item.get("CodeSize") or 0) for item in cfg.get("Layers") or []}
+    sizes.update(extra_sizes)
+    code = int(cfg.get("CodeSize") or 0)
+    total = code + sum(sizes.get(arn, 0) for arn in new)
+    before = code + sum(sizes.get(arn, 0) for arn in old)
+    if total > UNZIPPED_LIMIT and total > before:
+        parts = ", ".join(f"{arn} {_mb(sizes.get(arn, 0))}" for arn in new)
+        raise _Refused(f"code {_mb(code)} + layers ({parts}) = {_mb(total)} ({total:,} bytes) "
+                       f"zipped, over the {_mb(UNZIPPED_LIMIT)} ({UNZIPPED_LIMIT:,} bytes) Lambda "
+                       "allows for code plus layers unzipped: slim the layer or the function")
+    return Change(fn, cfg["FunctionArn"], tuple(old), tuple(new), cfg.get("RevisionId"))
+
+
+class _UpdateFailed(_Refused):
+    """Lambda took the update but reported LastUpdateStatus Failed."""
+
+    def __init__(self, message: str, revision: str | None) -> None:
+        super().__init__(message)
+        self.revision = revision
+
+
+def _update(lam: Any, change: Change, activity: str, sleep: Sleep, timeout: float,
+            layers: tuple[str, ...] | None = None, revision: str | None = None) -> Change:
+    """Apply change.new_layers (or `layers`) guarded by the revision read; returns the change
+    with the revision Lambda reports once the update is done."""
+    fn = change.function
+    request: dict[str, Any] = {"FunctionName": fn,
+                               "Layers": list(change.new_layers if layers is None else layers)}
+    guard = change.old_revision if revision is None else revision
+    if guard:  # an endpoint that reports no RevisionId (moto) cannot check one either
+        request["RevisionId"] = guard
+    try:
+        _call(lam.update_function_configuration, fn, **request)
+    except PublishError as exc:
+        if exc.code == "PreconditionFailedException":
+            raise _Refused(f"function {fn} changed while {activity}; retry ({exc})") from exc
+        if exc.code in _BUSY_CODES:
+            raise _Refused(f"function {fn} is being updated by someone else; retry ({exc})") from exc
+        raise
+    cfg = _settled(lam, fn, sleep, timeout)
+    if cfg.get("LastUpdateStatus") == "Failed":
+        raise _UpdateFailed(f"Lambda reports the update Failed: "
+                            f"{cfg.get('LastUpdateStatusReason') or 'no reason given'} "
+                            f"({cfg.get('LastUpdateStatusReasonCode') or 'no code'})",
+                            cfg.get("RevisionId"))
+    return replace(change, new_revision=cfg.get("RevisionId"))
+
+
+def _undo(lam: Any, operation: str, layer: str, plan: list[Change], done: list[Change],
+          failed_fn: str, reason: str, sleep: Sleep, timeout: float) -> NoReturn:
+    """Give every changed function its old layers back (newest change first), then raise."""
+    outcomes = {c.function: FunctionOutcome(c.function) for c in plan}
+    outcomes[failed_fn] = FunctionOutcome(failed_fn, reason)
+    for change in reversed(done):
+        error = outcomes[change.function].error
+        try:
+            # Guarded by the revision our own update produced: a later change by someone else
+            # wins over the rollback.
+            _update(lam, change, "rolling back", sleep, timeout, layers=change.old_layers,
+                    revision=change.new_revision)
+            outcomes[change.function] = FunctionOutcome(change.function, error, rolled_back=True)
+        except (_Refused, PublishError) as exc:
+            outcomes[change.function] = FunctionOutcome(
+                change.function, error, rolled_back=False, rollback_error=str(exc),
+                layers_now=change.new_layers, old_layers=change.old_layers)
+    raise AttachError(operation, layer, list(outcomes.values()))
+
+
+def _settled(lam: Any, fn: str, sleep: Sleep, timeout: float) -> dict[str, Any]:
+    """The function's configuration once no update or creation is in progress."""
+    waited, delay = 0.0, 1.0
+    while True:
+        cfg: dict[str, Any] = _call(lam.get_function_configuration, fn, FunctionName=fn)
+        busy = cfg.get("LastUpdateStatus") == "InProgress" or cfg.get("State") == "Pending"
+        if not busy:
+            return cfg
+        if waited >= timeout:
+            raise _Refused(f"function {fn} is still updating after {waited:.0f} s "
+                           f"(State {cfg.get('State')}, LastUpdateStatus "
+                           f"{cfg.get('LastUpdateStatus')}); retry later or raise the timeout")
+        sleep(delay)
+        waited += delay
+        delay = min(delay * 2, 5.0)
+
+
+def _layer_size(lam: Any, version_arn: str) -> int:
+    base = layer_base_arn(version_arn)
+    version = int(version_arn.rsplit(":", 1)[1])
+    answer = _call(lam.get_layer_version, version_arn, LayerName=base, VersionNumber=version)
+    return int((answer.get("Content") or {}).get("CodeSize") or 0)
+
+
+def _lambda(target: AwsTarget) -> Any:
+    return _client(session(target), "lambda")
+
+
+def _layer_arns(cfg: dict[str, Any]) -> list[str]:
+    return [item["Arn"] for item in cfg.get("Layers") or []]
+
+
+def _base(arn: str) -> str:
+    match = _VERSION_ARN.fullmatch(arn)
+    return match.group(1) if match else arn
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1_048_576:.1f} MB"

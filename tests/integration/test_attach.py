@@ -1,0 +1,406 @@
+"""Re-pointing functions to a layer version against a real moto server: order, limits, rollback,
+RevisionId conflicts, drift (and its CLI), detach, and layers shared from another account."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+import zipfile
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from pulumi_lambda_layers import attach as attach_mod
+from pulumi_lambda_layers.attach import (
+    AttachError, attach, attached_versions, detach, drift, layer_base_arn, swap_layers,
+)
+from pulumi_lambda_layers.cli import main
+from pulumi_lambda_layers.errors import SpecError
+from pulumi_lambda_layers.publish import AwsTarget, PublishError
+from tests.moto_cross_account import CrossAccountMoto, start_cross_account_moto
+
+TARGET = AwsTarget()
+ACCOUNT_B = "222233334444"
+ACCOUNT_C = "555566667777"
+_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
+    "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+
+
+def _zip() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("handler.py", "def handler(event, context):\n    return 1\n")
+    return buf.getvalue()
+
+
+def _uid(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"  # one moto server serves the whole session
+
+
+def _layer(lam: Any, versions: int = 2) -> list[str]:
+    """A new layer with `versions` versions; returns their version ARNs, oldest first."""
+    name = _uid("pll-attach")
+    return [lam.publish_layer_version(LayerName=name, Content={"ZipFile": _zip()})["LayerVersionArn"]
+            for _ in range(versions)]
+
+
+def _function(lam: Any, layers: list[str] | tuple[str, ...] = (), iam: Any = None) -> str:
+    """A new function with these layers (moto wants an IAM role in the function's account)."""
+    iam = iam or boto3.client("iam")
+    role = iam.create_role(RoleName=_uid("pll-fn"), AssumeRolePolicyDocument=_TRUST)["Role"]["Arn"]
+    name = _uid("fn")
+    lam.create_function(FunctionName=name, Runtime="python3.12", Role=role, Handler="handler.handler",
+                        Code={"ZipFile": _zip()}, Layers=list(layers))
+    return name
+
+
+def _layers_of(lam: Any, fn: str) -> list[str]:
+    return [item["Arn"] for item in lam.get_function_configuration(FunctionName=fn).get("Layers", [])]
+
+
+@pytest.fixture()
+def lam(aws_env: str) -> Any:
+    return boto3.client("lambda")
+
+
+# --- pure list handling -------------------------------------------------------------------------
+
+def test_swap_layers_replaces_in_place_adds_at_position_never_duplicates() -> None:
+    base = "arn:aws:lambda:us-east-1:123456789012:layer:deps"
+    a, b = "arn:aws:lambda:us-east-1:123456789012:layer:a:3", "arn:aws:lambda:us-east-1:123456789012:layer:b:1"
+    assert layer_base_arn(f"{base}:12") == base
+    assert swap_layers([a, f"{base}:1", b], f"{base}:2") == [a, f"{base}:2", b]
+    assert swap_layers([f"{base}:1", a, f"{base}:4"], f"{base}:2") == [f"{base}:2", a]
+    assert swap_layers([a, b], f"{base}:2") == [a, b, f"{base}:2"]
+    assert swap_layers([a, b], f"{base}:2", position=0) == [f"{base}:2", a, b]
+    assert swap_layers([a, b], f"{base}:2", position=9) == [a, b, f"{base}:2"]
+    assert swap_layers([a, f"{base}:2"], f"{base}:2", position=0) == [a, f"{base}:2"]
+    with pytest.raises(SpecError, match="layer_version_arn"):
+        swap_layers([a], base)
+    with pytest.raises(SpecError, match="position"):
+        swap_layers([a], f"{base}:2", position=-1)
+
+
+def test_size_estimate_refuses_code_plus_layers_over_250_mb() -> None:
+    layer = "arn:aws:lambda:us-east-1:123456789012:layer:big:2"
+    cfg = {"FunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:f", "CodeSize": 60_000_000,
+           "Layers": [{"Arn": "arn:aws:lambda:us-east-1:123456789012:layer:x:1", "CodeSize": 100_000_000}]}
+    with pytest.raises(attach_mod._Refused) as caught:
+        attach_mod._plan("f", cfg, lambda old: swap_layers(old, layer), {layer: 110_000_000})
+    text = str(caught.value)
+    assert "270,000,000 bytes" in text and "262,144,000 bytes" in text and layer in text
+    assert attach_mod._plan("f", cfg, lambda old: swap_layers(old, layer), {layer: 90_000_000})
+
+
+# --- attach -------------------------------------------------------------------------------------
+
+def test_repoints_v1_to_v2_keeping_other_layers_in_order(lam: Any) -> None:
+    v1, v2 = _layer(lam)
+    first, last = _layer(lam, 1)[0], _layer(lam, 1)[0]
+    fn = _function(lam, [first, v1, last])
+
+    changes = attach(TARGET, v2, [fn])
+
+    assert _layers_of(lam, fn) == [first, v2, last]
+    assert len(changes) == 1
+    change = changes[0]
+    assert change.function == fn and change.function_arn.endswith(f":function:{fn}")
+    assert change.old_layers == (first, v1, last) and change.new_layers == (first, v2, last)
+    assert attach(TARGET, v2, [fn]) == []  # already there: nothing to do
+
+
+def test_adds_layer_when_absent_at_the_position_asked(lam: Any) -> None:
+    (v1,) = _layer(lam, 1)
+    a, b = _layer(lam, 1)[0], _layer(lam, 1)[0]
+    fn_mid, fn_end = _function(lam, [a, b]), _function(lam, [a, b])
+
+    attach(TARGET, v1, [fn_mid], position=1)
+    attach(TARGET, v1, [fn_end])
+
+    assert _layers_of(lam, fn_mid) == [a, v1, b]
+    assert _layers_of(lam, fn_end) == [a, b, v1]
+
+
+def test_sixth_layer_is_refused_naming_the_function_and_its_layers(lam: Any) -> None:
+    (new,) = _layer(lam, 1)
+    others = [_layer(lam, 1)[0] for _ in range(5)]
+    ok_fn, bad_fn = _function(lam), _function(lam, others)
+
+    with pytest.raises(AttachError) as caught:
+        attach(TARGET, new, [ok_fn, bad_fn])
+
+    err = caught.value
+    assert set(err.failed) == {bad_fn}
+    assert "5 per function" in err.failed[bad_fn] and all(o in err.failed[bad_fn] for o in others)
+    assert "nothing was changed" in str(err) and f"{ok_fn}: ok; left as it was" in str(err)
+    # Every function is checked before any is changed.
+    assert _layers_of(lam, ok_fn) == [] and _layers_of(lam, bad_fn) == others
+
+
+def test_failure_after_changes_rolls_the_changed_functions_back(lam: Any) -> None:
+    v1, v2 = _layer(lam)
+    other = _layer(lam, 1)[0]
+    ok_fn, gone_fn = _function(lam, [v1, other]), _function(lam, [v1])
+
+    def someone_deletes_gone_fn(plan: list[attach_mod.Change]) -> bool:
+        assert [c.function for c in plan] == [ok_fn, gone_fn]
+        lam.delete_function(FunctionName=gone_fn)
+        return True
+
+    with pytest.raises(AttachError) as caught:
+        attach(TARGET, v2, [ok_fn, gone_fn], confirm=someone_deletes_gone_fn)
+
+    err = caught.value
+    assert set(err.failed) == {gone_fn}
+    assert "update_function_configuration" in err.failed[gone_fn]
+    assert "ResourceNotFoundException" in err.failed[gone_fn]
+    assert [o.rolled_back for o in err.outcomes if o.function == ok_fn] == [True]
+    assert f"{ok_fn}: ok; its previous layers were restored" in str(err)
+    assert _layers_of(lam, ok_fn) == [v1, other]
+
+
+def test_confirm_can_cancel(lam: Any) -> None:
+    v1, v2 = _layer(lam)
+    fn = _function(lam, [v1])
+    assert attach(TARGET, v2, [fn], confirm=lambda plan: False) == []
+    assert _layers_of(lam, fn) == [v1]
+
+
+def test_unknown_function_and_bad_arn(lam: Any) -> None:
+    (v1,) = _layer(lam, 1)
+    with pytest.raises(AttachError) as caught:
+        attach(TARGET, v1, ["no-such-function"])
+    assert "no-such-function" in caught.value.failed
+    with pytest.raises(SpecError, match="not a layer version ARN"):
+        attach(TARGET, v1.rsplit(":", 1)[0], ["x"])
+    with pytest.raises(PublishError, match="get_layer_version"):
+        attach(TARGET, v1[:-1] + "9", ["x"])
+
+
+class _LambdaAsAws:
+    """The moto client, except each update reports InProgress twice before its outcome, as Lambda
+    does (moto reports Successful at once); the first `fail` updates end Failed."""
+
+    def __init__(self, real: Any, fail: int = 0) -> None:
+        self.real, self.fail, self.pending, self.final = real, fail, 0, "Successful"
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def update_function_configuration(self, **kwargs: Any) -> Any:
+        self.pending, self.final = 2, "Failed" if self.fail else "Successful"
+        self.fail = max(0, self.fail - 1)
+        return self.real.update_function_configuration(**kwargs)
+
+    def get_function_configuration(self, **kwargs: Any) -> Any:
+        cfg = self.real.get_function_configuration(**kwargs)
+        cfg["LastUpdateStatus"] = "InProgress" if self.pending else self.final
+        if self.final == "Failed" and not self.pending:
+            cfg["LastUpdateStatusReason"] = "layer could not be extracted"
+            cfg["LastUpdateStatusReasonCode"] = "InvalidLayer"
+        self.pending = max(0, self.pending - 1)
+        return cfg
+
+
+def test_waits_for_the_update_with_the_injected_sleep(lam: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    v1, v2 = _layer(lam)
+    fn = _function(lam, [v1])
+    monkeypatch.setattr(attach_mod, "_lambda", lambda target: _LambdaAsAws(lam))
+    slept: list[float] = []
+
+    attach(TARGET, v2, [fn], sleep=slept.append)
+
+    assert slept == [1.0, 2.0]
+    assert _layers_of(lam, fn) == [v2]
+
+
+def test_failed_update_is_reported_and_undone(lam: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    v1, v2 = _layer(lam)
+    fn = _function(lam, [v1])
+    monkeypatch.setattr(attach_mod, "_lambda", lambda target: _LambdaAsAws(lam, fail=1))
+
+    with pytest.raises(AttachError) as caught:
+        attach(TARGET, v2, [fn], sleep=lambda s: None)
+
+    assert "Failed: layer could not be extracted (InvalidLayer)" in caught.value.failed[fn]
+    assert f"{fn}: FAILED" in str(caught.value) and "previous layers were restored" in str(caught.value)
+    assert _layers_of(lam, fn) == [v1]
+
+
+def test_gives_up_waiting_for_a_function_busy_before_we_start(
+        lam: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    v1, v2 = _layer(lam)
+    fn = _function(lam, [v1])
+    slow = _LambdaAsAws(lam)
+    slow.pending = 1_000  # someone else's update that never finishes
+    monkeypatch.setattr(attach_mod, "_lambda", lambda target: slow)
+    slept: list[float] = []
+
+    with pytest.raises(AttachError) as caught:
+        attach(TARGET, v2, [fn], sleep=slept.append, timeout=5)
+    assert "still updating after 7 s" in caught.value.failed[fn]
+    assert "nothing was changed" in str(caught.value)
+    assert slept == [1.0, 2.0, 4.0]
+    assert _layers_of(lam, fn) == [v1]
+
+
+# --- detach, attached_versions, drift -----------------------------------------------------------
+
+def test_detach_removes_any_version_of_the_layer(lam: Any) -> None:
+    v1, v2 = _layer(lam)
+    a = _layer(lam, 1)[0]
+    fn1, fn2, fn3 = _function(lam, [a, v1]), _function(lam, [v2, a]), _function(lam, [a])
+
+    changes = detach(TARGET, v2, [fn1, fn2, fn3])  # a version ARN stands for its layer
+
+    assert {c.function for c in changes} == {fn1, fn2}
+    assert _layers_of(lam, fn1) == [a] and _layers_of(lam, fn2) == [a] and _layers_of(lam, fn3) == [a]
+    attach(TARGET, v1, [fn1])
+    detach(TARGET, layer_base_arn(v1), [fn1])
+    assert _layers_of(lam, fn1) == [a]
+
+
+def test_attached_versions(lam: Any) -> None:
+    v1, v2 = _layer(lam)
+    fn1, fn2 = _function(lam, [v1]), _function(lam)
+    got = attached_versions(TARGET, [fn1, fn2, "gone-function"], layer_base_arn(v2))
+    assert got == {fn1: v1, fn2: None}
+
+
+def test_drift_lists_stale_and_current_and_the_cli_exit_codes(
+        lam: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    v1, v2 = _layer(lam)
+    stale_fn, current_fn, unrelated = _function(lam, [v1]), _function(lam, [v2]), _function(lam)
+
+    uses = {u.function: u for u in drift([AwsTarget(region="us-east-1")], v2)}
+    assert set(uses) == {stale_fn, current_fn}
+    assert (uses[stale_fn].status, uses[stale_fn].version) == ("stale", 1)
+    assert (uses[current_fn].status, uses[current_fn].layer_version_arn) == ("current", v2)
+    assert unrelated not in uses
+
+    assert main(["drift", "--layer", v2]) == 1
+    out = capsys.readouterr().out
+    assert f"stale    us-east-1  {stale_fn}" in out and f"current  us-east-1  {current_fn}" in out
+
+    attach(TARGET, v2, [stale_fn])
+    assert main(["drift", "--layer", v2, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert {f["function"]: f["status"] for f in report["functions"]} == {
+        stale_fn: "current", current_fn: "current"}
+    assert report["stale"] == 0
+
+    assert main(["drift", "--layer", v2, "--all-regions"]) == 0  # every Lambda region answers
+    capsys.readouterr()
+    assert main(["drift", "--layer", "not-an-arn"]) == 2
+    assert main(["drift", "--layer", v2, "--all-regions", "--region", "us-east-1"]) == 2
+
+
+# --- with the patched moto: RevisionId and layers shared across accounts ------------------------
+
+@pytest.fixture(scope="module")
+def cross_moto() -> Iterator[CrossAccountMoto]:
+    with start_cross_account_moto() as server:
+        yield server
+
+
+@pytest.fixture()
+def cross_env(cross_moto: CrossAccountMoto, monkeypatch: pytest.MonkeyPatch) -> str:
+    for key, value in {"AWS_ENDPOINT_URL": cross_moto.url, "AWS_ACCESS_KEY_ID": "testing",
+                       "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return cross_moto.url
+
+
+def _role(account: str) -> str:
+    return f"arn:aws:iam::{account}:role/pll-deployer"
+
+
+def _client_in(account: str, service: str = "lambda") -> Any:
+    creds = boto3.client("sts").assume_role(RoleArn=_role(account),
+                                            RoleSessionName="pll-test")["Credentials"]
+    return boto3.client(service, aws_access_key_id=creds["AccessKeyId"],
+                        aws_secret_access_key=creds["SecretAccessKey"],
+                        aws_session_token=creds["SessionToken"])
+
+
+def test_concurrent_change_is_detected_by_revision_id(cross_env: str) -> None:
+    lam = boto3.client("lambda")
+    v1, v2 = _layer(lam)
+    ok_fn, busy_fn = _function(lam, [v1]), _function(lam, [v1])
+
+    def someone_edits_busy_fn(plan: list[attach_mod.Change]) -> bool:
+        assert all(c.old_revision for c in plan)
+        lam.update_function_configuration(FunctionName=busy_fn, Description="edited meanwhile")
+        return True
+
+    with pytest.raises(AttachError) as caught:
+        attach(TARGET, v2, [ok_fn, busy_fn], confirm=someone_edits_busy_fn)
+
+    reason = caught.value.failed[busy_fn]
+    assert f"function {busy_fn} changed while attaching; retry" in reason
+    assert "PreconditionFailedException" in reason
+    busy = lam.get_function_configuration(FunctionName=busy_fn)
+    assert busy["Description"] == "edited meanwhile" and _layers_of(lam, busy_fn) == [v1]
+    assert _layers_of(lam, ok_fn) == [v1]  # rolled back
+    changes = attach(TARGET, v2, [ok_fn, busy_fn])  # the retry goes through
+    assert len({c.new_revision for c in changes} | {c.old_revision for c in changes}) == 4
+
+
+def test_layer_shared_with_an_account_can_be_attached_there_only(cross_env: str) -> None:
+    owner = boto3.client("lambda")
+    v1, v2 = _layer(owner)
+    name = layer_base_arn(v1).rsplit(":", 1)[1]
+    for version in (1, 2):
+        owner.add_layer_version_permission(LayerName=name, VersionNumber=version, StatementId="b",
+                                           Action="lambda:GetLayerVersion", Principal=ACCOUNT_B)
+    in_b = AwsTarget(assume_role_arn=_role(ACCOUNT_B))
+    fn_b = _function(_client_in(ACCOUNT_B), [v1], _client_in(ACCOUNT_B, "iam"))  # plain moto 5.2.5 fails right here
+
+    attach(in_b, v2, [fn_b])
+    assert _layers_of(_client_in(ACCOUNT_B), fn_b) == [v2]
+    assert [u.status for u in drift([in_b], v2)] == ["current"]
+
+    lam_c = _client_in(ACCOUNT_C)
+    fn_c = _function(lam_c, iam=_client_in(ACCOUNT_C, "iam"))
+    with pytest.raises(PublishError) as caught:
+        attach(AwsTarget(assume_role_arn=_role(ACCOUNT_C)), v2, [fn_c])
+    assert caught.value.code == "AccessDeniedException" and v2 in str(caught.value)
+    with pytest.raises(lam_c.exceptions.ClientError, match="AccessDeniedException"):
+        lam_c.update_function_configuration(FunctionName=fn_c, Layers=[v2])
+    assert _layers_of(lam_c, fn_c) == []
+
+
+def test_layer_shared_with_everyone_or_an_organization(cross_env: str) -> None:
+    owner = boto3.client("lambda")
+    orgs = boto3.client("organizations")
+    try:
+        org_id = orgs.create_organization(FeatureSet="ALL")["Organization"]["Id"]
+    except orgs.exceptions.AlreadyInOrganizationException:
+        org_id = orgs.describe_organization()["Organization"]["Id"]
+    status = orgs.create_account(AccountName="member", Email="m@example.com")["CreateAccountStatus"]
+    member = orgs.describe_create_account_status(
+        CreateAccountRequestId=status["Id"])["CreateAccountStatus"]["AccountId"]
+    (public,) = _layer(owner, 1)
+    (org_only,) = _layer(owner, 1)
+    owner.add_layer_version_permission(LayerName=layer_base_arn(public).rsplit(":", 1)[1],
+                                       VersionNumber=1, StatementId="all",
+                                       Action="lambda:GetLayerVersion", Principal="*")
+    owner.add_layer_version_permission(LayerName=layer_base_arn(org_only).rsplit(":", 1)[1],
+                                       VersionNumber=1, StatementId="org",
+                                       Action="lambda:GetLayerVersion", Principal="*",
+                                       OrganizationId=org_id)
+    for account, allowed in ((member, {public, org_only}), (ACCOUNT_C, {public})):
+        lam = _client_in(account)
+        fn = _function(lam, iam=_client_in(account, "iam"))
+        for layer in (public, org_only):
+            try:
+                attach(AwsTarget(assume_role_arn=_role(account)), layer, [fn])
+            except PublishError as exc:
+                assert exc.code == "AccessDeniedException" and layer not in allowed
+            else:
+                assert layer in allowed
+        assert set(_layers_of(lam, fn)) == allowed

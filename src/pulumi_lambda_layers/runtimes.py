@@ -83,6 +83,15 @@ _TABLE = (
 )
 RUNTIMES: dict[str, Runtime] = {r.id: r for r in _TABLE}
 
+# Runtimes Lambda has retired: no new functions or updates. Node.js before 14 also cannot load an
+# ES module (.mjs or "type": "module") handler, a trap worth naming.
+_RETIRED = {
+    **{f"python{v}": "python3.13" for v in ("2.7", "3.6", "3.7", "3.8")},
+    **{f"nodejs{v}": "nodejs22.x" for v in ("", "4.3", "6.10", "8.10", "10.x", "12.x", "14.x",
+                                            "16.x")},
+}
+_NO_ESM = {"nodejs", "nodejs4.3", "nodejs6.10", "nodejs8.10", "nodejs10.x", "nodejs12.x"}
+
 
 def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
     """A 'did you mean X?' hint for a misspelt choice, or ''."""
@@ -102,6 +111,12 @@ def get_runtime(runtime_id: str, argument: str = "runtime") -> Runtime:
     try:
         return RUNTIMES[runtime_id]
     except KeyError:
+        if runtime_id in _RETIRED:
+            esm = (" and cannot load ES module handlers (.mjs or \"type\": \"module\"; Lambda "
+                   "supports them from nodejs14.x)" if runtime_id in _NO_ESM else "")
+            raise SpecError(argument, f"Lambda has retired {runtime_id}{esm}",
+                            f"use {_RETIRED[runtime_id]} (or another of: "
+                            f"{', '.join(r.id for r in _TABLE if not r.deprecated)})") from None
         hint = did_you_mean(str(runtime_id), list(RUNTIMES))
         valid = ", ".join(RUNTIMES)
         raise SpecError(argument, f"unknown Lambda runtime {runtime_id!r}",

@@ -149,6 +149,9 @@ def test_link_refused_for_python_and_when_node_modules_exists(tmp_path: Path) ->
     fn = write(tmp_path / "fn/index.mjs", HANDLER).parent
     with pytest.raises(SpecError, match="not a Node.js runtime"):
         package_function(fn, tmp_path / "x.zip", "python3.12", link_layer_modules=True)
+    with pytest.raises(SpecError, match="nodejs12.x and cannot load ES module handlers"):
+        package_function(fn, tmp_path / "x.zip", "nodejs12.x")
+    assert not (tmp_path / "x.zip").exists()
     (fn / "node_modules").mkdir()
     with pytest.raises(SpecError, match="already exists"):
         package_function(fn, tmp_path / "x.zip", "nodejs20.x", link_layer_modules=True)

@@ -117,3 +117,13 @@ def test_lock_markers_follow_the_target(tmp_path: Path) -> None:
     assert x86.packages == {"numpy": "1.26.4", "six": "1.16.0"}
     assert arm.packages == {"six": "1.16.0"}
     assert py310.packages == {"six": "1.16.0", "tomli": "2.0.1"}
+
+
+@pytest.mark.parametrize("runtime, words", [("python3.8", "retired python3.8"),
+                                            ("nodejs16.x", "use nodejs22.x"),
+                                            ("nodejs12.x", "cannot load ES module handlers")])
+def test_retired_runtimes_are_named_with_the_replacement(tmp_path: Path, runtime: str,
+                                                          words: str) -> None:
+    req = write(tmp_path / "requirements.txt", "six\n")
+    with pytest.raises(SpecError, match=words):
+        make_spec(runtime=runtime, requirements=str(req))

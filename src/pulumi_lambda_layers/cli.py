@@ -1,4 +1,4 @@
-"""The `lambda-layers` command: build, inspect and hash layers without Pulumi."""
+"""The `lambda-layers` command: build, inspect, hash and smoke-test layers without Pulumi."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .errors import LayerError, SpecError, ValidationError
+from .errors import LayerError, SmokeError, SpecError, ValidationError
 from .runtimes import ARCHITECTURES, RUNTIMES, check_architecture, get_runtime
 from .spec import BUILDERS, LOCK_NAMES, SLIM_SWITCHES, LayerSpec, spec_from_dict
 
@@ -20,6 +20,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except ValidationError as exc:
         _emit_error(args, "validation", str(exc), getattr(exc.report, "to_dict", dict)())
+        return 1
+    except SmokeError as exc:
+        _emit_error(args, "smoke", str(exc), getattr(exc.result, "to_dict", dict)())
         return 1
     except SpecError as exc:
         _emit_error(args, "input", str(exc))
@@ -64,6 +67,19 @@ def _parser() -> argparse.ArgumentParser:
     _target_args(i)
     i.add_argument("zip", type=Path)
     i.set_defaults(func=_inspect)
+
+    t = sub.add_parser("test", help="smoke-test a layer zip: import its packages (and call a "
+                                    "handler) in a Lambda-like container; exit 1 on failure")
+    _target_args(t)
+    t.add_argument("zip", type=Path)
+    t.add_argument("--import", dest="imports", action="append", metavar="NAME",
+                   help="import only this (repeatable; default: every top-level package)")
+    t.add_argument("--handler", metavar="FILE.FUNCTION", help="call it once, e.g. app.handler")
+    t.add_argument("--event", type=Path, metavar="EVENT.JSON", help="the event for --handler")
+    t.add_argument("--function-dir", type=Path, metavar="DIR",
+                   help="the function's code, mounted at /var/task")
+    t.add_argument("--image", help="image for the runtime (default: the AWS Lambda base image)")
+    t.set_defaults(func=_test)
 
     d = sub.add_parser("drift", help="list functions using any version of a layer, current or "
                                      "stale; exit 1 when any is stale")
@@ -162,6 +178,35 @@ def _inspect(args: argparse.Namespace) -> int:
     report = inspect_zip(args.zip, runtime, arch)
     print(json.dumps(report.to_dict(), indent=2) if args.json else report)
     return 0 if report.ok else 1
+
+
+def _test(args: argparse.Namespace) -> int:
+    from .smoke import smoke_test
+
+    runtime = get_runtime(args.runtime, "--runtime")
+    arch = check_architecture(args.arch, "--arch")
+    if args.event is not None and not args.handler:
+        raise SpecError("--event", "is only used with --handler", "add --handler FILE.FUNCTION")
+    event = None
+    if args.event is not None:
+        try:
+            event = json.loads(args.event.read_text())
+        except (OSError, ValueError) as exc:
+            raise SpecError("--event", f"cannot read {args.event} as JSON ({exc})",
+                            "give a file holding the event as JSON") from None
+    result = smoke_test(args.zip, runtime, arch, imports=args.imports, handler=args.handler,
+                        event=event, function_dir=args.function_dir, image=args.image,
+                        log=(lambda _m: None) if args.json else _progress)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0
+    print(f"ok: {args.zip.name} imports on {runtime.id} {arch} ({len(result.imported)} "
+          f"imported: {', '.join(result.imported) or 'nothing'})")
+    for warning in result.warnings:
+        print(f"  warning: {warning}")
+    if args.handler:
+        print(f"  {args.handler} returned {json.dumps(result.handler_result)}")
+    return 0
 
 
 def _drift(args: argparse.Namespace) -> int:

@@ -47,3 +47,12 @@ class ValidationError(LayerError):
     def __init__(self, report: object) -> None:
         self.report = report
         super().__init__(str(report))
+
+
+class SmokeError(LayerError):
+    """A layer failed to import (or its handler failed) in a Lambda-like container; `result`
+    (a smoke.SmokeResult) holds every outcome and traceback."""
+
+    def __init__(self, message: str, result: object) -> None:
+        self.result = result
+        super().__init__(message)

@@ -54,6 +54,8 @@ class LayerProps:
     s3_bucket: str | None
     target: publish.AwsTarget
     build: dict[str, Any]
+    smoke_test: bool | tuple[str, ...] = False  # True: every top-level package; or these names
+    smoke_image: str | None = None
 
     @staticmethod
     def of(props: Mapping[str, Any]) -> LayerProps:
@@ -70,6 +72,8 @@ class LayerProps:
             target=publish.AwsTarget(props.get("region") or None, props.get("profile") or None,
                                      props.get("assume_role_arn") or None),
             build=dict(props.get("build") or {}),
+            smoke_test=_smoke_option(props.get("smoke_test")),
+            smoke_image=props.get("smoke_image") or None,
         )
 
     def spec(self) -> LayerSpec:
@@ -103,7 +107,29 @@ def check_props(news: Mapping[str, Any]) -> list[CheckFailure]:
     if retain is not None and (not isinstance(retain, (int, float)) or retain < 0):
         failures.append(CheckFailure("retain_versions", f"expected a whole number >= 0, got "
                                      f"{retain!r}"))
+    failures += _check_smoke_options(news)
     return failures
+
+
+def _check_smoke_options(news: Mapping[str, Any]) -> list[CheckFailure]:
+    smoke, image = news.get("smoke_test"), news.get("smoke_image")
+    names_ok = isinstance(smoke, (list, tuple)) and bool(smoke) and \
+        all(isinstance(n, str) and n.strip() for n in smoke)
+    if smoke is not None and not isinstance(smoke, bool) and not names_ok:
+        return [CheckFailure("smoke_test", f"expected True, False or a non-empty list of import "
+                             f"names (e.g. [\"numpy\"]), got {smoke!r}")]
+    if image is not None and (not isinstance(image, str) or not image.strip()):
+        return [CheckFailure("smoke_image", f"expected an image name, got {image!r}")]
+    if image and not smoke:
+        return [CheckFailure("smoke_image", "is only used with smoke_test: set smoke_test=True "
+                             "or drop smoke_image")]
+    return []
+
+
+def _smoke_option(value: Any) -> bool | tuple[str, ...]:
+    if isinstance(value, (list, tuple)):
+        return tuple(value)
+    return bool(value)
 
 
 def diff_props(olds: Mapping[str, Any], news: Mapping[str, Any]) -> DiffResult:
@@ -140,6 +166,7 @@ class LayerBuildProvider(ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         p = LayerProps.of(props)
         zip_path, built = _build_or_reuse(p)
+        _smoke_test(p, zip_path)
         version, fresh = publish.publish_version(
             p.target, p.layer_name, zip_path, content_hash=p.content_hash,
             code_sha256=built.get("code_sha256"), description=p.description,
@@ -228,6 +255,16 @@ def _build_or_reuse(p: LayerProps) -> tuple[Path, dict[str, Any]]:
                  "builder_used": result.builder}
 
 
+def _smoke_test(p: LayerProps, zip_path: Path) -> None:
+    """When asked, prove the zip imports in a Lambda-like container; SmokeError publishes nothing."""
+    if not p.smoke_test:
+        return
+    from .smoke import smoke_test
+
+    imports = None if p.smoke_test is True else list(p.smoke_test)
+    smoke_test(zip_path, p.runtime, p.architecture, imports=imports, image=p.smoke_image, log=_log)
+
+
 def _zip_facts(path: Path) -> dict[str, Any]:
     import zipfile
 
@@ -304,6 +341,7 @@ class LambdaLayerBuild(pulumi.dynamic.Resource, module="lambda-layers", name="La
                  exclude: Sequence[str] | None = None, slim: Sequence[str] | bool | None = None,
                  frozen: bool = False, region: str | None = None, profile: str | None = None,
                  assume_role_arn: str | None = None,
+                 smoke_test: bool | Sequence[str] = False, smoke_image: str | None = None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         """Declare a layer. Exactly one of requirements, lock, package_json, source_dir.
 
@@ -316,6 +354,10 @@ class LambdaLayerBuild(pulumi.dynamic.Resource, module="lambda-layers", name="La
         builder/image/network_mode/proxy/ca_bundle/exclude/slim: how the layer is built.
         frozen: refuse to resolve anything; a lock must give every version.
         region/profile/assume_role_arn: where the layer is published.
+        smoke_test: before publishing, import every top-level package (True) or these names in a
+            Lambda-like container; a failure publishes nothing. Needs Docker. Not content: it
+            never changes the content hash. smoke_image: the image (default: the AWS Lambda
+            base image of the runtime).
         """
         args = {"runtime": runtime, "architecture": architecture, "requirements": requirements,
                 "lock": lock, "package_json": package_json, "source_dir": source_dir,
@@ -333,6 +375,8 @@ class LambdaLayerBuild(pulumi.dynamic.Resource, module="lambda-layers", name="La
             "s3_bucket": s3_bucket, "region": region, "profile": profile,
             "assume_role_arn": assume_role_arn,
             "build": pulumi.Output.secret(build) if proxy else build,
+            "smoke_test": list(smoke_test) if isinstance(smoke_test, (list, tuple)) else smoke_test,
+            "smoke_image": smoke_image,
             **{k: None for k in OUTPUT_KEYS},
         }
         if errors:

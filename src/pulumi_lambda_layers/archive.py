@@ -8,14 +8,16 @@ import hashlib
 import os
 import stat
 import tempfile
-import zipfile
-from collections.abc import Iterable, Mapping
+import zlib
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import BuildError
+from .rawzip import DEFLATED, Entry, compress, stored, write_zip
 
-FIXED_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip can hold: no clock leaks in
 
 # Never packed: bytecode is rebuilt by the runtime and differs per machine; these dist-info files
 # record the installer and local paths, so pip and uv would otherwise make different bytes.
@@ -74,7 +76,7 @@ def make_zip(root: Path, output: Path, exclude: Iterable[str] = (), slim: Iterab
     """
     if not root.is_dir():
         raise BuildError("package", f"{root} is not a directory")
-    entries = _collect(root, tuple(exclude), tuple(slim))
+    entries = collect(root, tuple(exclude), tuple(slim))
     if links:
         taken = {rel for rel, _ in entries}
         clash = sorted(taken.intersection(links))
@@ -90,25 +92,16 @@ def make_zip(root: Path, output: Path, exclude: Iterable[str] = (), slim: Iterab
     os.close(fd)
     tmp = Path(tmp_name)
     unzipped = 0
+
+    def counted() -> Iterator[tuple[Entry, list[bytes]]]:
+        nonlocal unzipped
+        for entry, chunks in compressed(entries, compresslevel):
+            unzipped += entry.size
+            yield entry, chunks
+
     try:
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=compresslevel) as zf:
-            for rel, full in entries:
-                info = zipfile.ZipInfo(rel, FIXED_DATE)
-                info.create_system = 3  # unix, so external_attr carries the mode
-                if isinstance(full, str):  # a symlink, given as its target
-                    target = full
-                    info.external_attr = (stat.S_IFLNK | 0o777) << 16
-                    info.compress_type = zipfile.ZIP_STORED
-                    zf.writestr(info, target)
-                    unzipped += len(target)
-                    continue
-                mode = 0o755 if os.access(full, os.X_OK) else 0o644
-                info.external_attr = (stat.S_IFREG | mode) << 16
-                info.compress_type = zipfile.ZIP_DEFLATED
-                with open(full, "rb") as src, zf.open(info, "w") as dst:
-                    while chunk := src.read(1 << 20):
-                        dst.write(chunk)
-                        unzipped += len(chunk)
+        with open(tmp, "wb") as out:
+            write_zip(out, counted())
         digest = file_sha256(tmp)
         tmp.replace(output)
     except BaseException:
@@ -118,7 +111,62 @@ def make_zip(root: Path, output: Path, exclude: Iterable[str] = (), slim: Iterab
                      output.stat().st_size, unzipped, len(entries))
 
 
-def _collect(root: Path, exclude: tuple[str, ...],
+# Files read whole below this size; bigger ones are streamed through the compressor.
+_WHOLE_FILE = 1 << 20
+# Uncompressed bytes being compressed or waiting to be written at any time: bounds memory.
+_IN_FLIGHT = 64 << 20
+_MAX_PENDING = 1024
+
+
+def compressed(files: Sequence[tuple[str, Path | str]], level: int = 6,
+               workers: int | None = None) -> Iterator[tuple[Entry, list[bytes]]]:
+    """(entry, compressed chunks) of each (zip path, file or symlink target), in the order given.
+
+    Files are deflated on every core at once (zlib releases the GIL); results come back in order.
+    """
+    workers = workers or os.cpu_count() or 1
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pll-zip") as pool:
+        pending: deque[tuple[Future[tuple[Entry, list[bytes]]], int]] = deque()
+        in_flight = 0
+        for rel, full in files:
+            cost = len(full) if isinstance(full, str) else _size(full)
+            while pending and (in_flight + cost > _IN_FLIGHT or len(pending) >= _MAX_PENDING):
+                future, done_cost = pending.popleft()
+                in_flight -= done_cost
+                yield future.result()
+            pending.append((pool.submit(_compress_one, rel, full, level), cost))
+            in_flight += cost
+        while pending:
+            yield pending.popleft()[0].result()
+
+
+def _size(path: Path) -> int:
+    return os.stat(path).st_size
+
+
+def _compress_one(rel: str, full: Path | str, level: int) -> tuple[Entry, list[bytes]]:
+    if isinstance(full, str):  # a symlink, given as its target
+        entry, data = stored(rel, stat.S_IFLNK | 0o777, full.encode())
+        return entry, [data]
+    mode = stat.S_IFREG | (0o755 if os.access(full, os.X_OK) else 0o644)
+    with open(full, "rb") as src:
+        head = src.read(_WHOLE_FILE)
+        if len(head) < _WHOLE_FILE:
+            entry, data = compress(rel, mode, head, level)
+            return entry, [data]
+        # Same raw deflate stream as one call over the whole file, without holding the file.
+        c = zlib.compressobj(level, zlib.DEFLATED, -15)
+        crc, size, out = 0, 0, []
+        chunk = head
+        while chunk:
+            crc, size = zlib.crc32(chunk, crc), size + len(chunk)
+            out.append(c.compress(chunk))
+            chunk = src.read(_WHOLE_FILE)
+        out.append(c.flush())
+    return Entry(rel, mode, DEFLATED, crc, size, sum(map(len, out))), out
+
+
+def collect(root: Path, exclude: tuple[str, ...],
              slim: tuple[str, ...]) -> list[tuple[str, Path | str]]:
     """(zip path, file) of what to pack, sorted; a symlink comes as (zip path, its target)."""
     out: list[tuple[str, Path | str]] = []

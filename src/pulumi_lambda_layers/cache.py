@@ -1,11 +1,19 @@
-"""Local build cache keyed by content hash: a spec built once on this machine is never rebuilt."""
+"""Build cache keyed by content hash, on this machine and optionally in a shared S3 bucket."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .archive import file_sha256
+
+if TYPE_CHECKING:
+    from .publish import AwsTarget
 
 
 def cache_dir() -> Path:
@@ -31,6 +39,7 @@ def lookup(content_hash: str) -> Path | None:
         # A truncated or altered entry must never be published: drop it and build again.
         path.unlink(missing_ok=True)
         digest_file.unlink(missing_ok=True)
+        path.with_suffix(".json").unlink(missing_ok=True)
         return None
     return path
 
@@ -38,6 +47,87 @@ def lookup(content_hash: str) -> Path | None:
 def record(content_hash: str, sha256: str) -> None:
     """Mark the zip at zip_path(content_hash) as complete; written after the zip itself."""
     digest_file = zip_path(content_hash).with_suffix(".sha256")
-    tmp = digest_file.with_suffix(".tmp")
-    tmp.write_text(sha256 + "\n")
-    os.replace(tmp, digest_file)
+    _write_atomic(digest_file, (sha256 + "\n").encode())
+
+
+def facts(content_hash: str) -> dict[str, Any] | None:
+    """What was recorded about a cached zip when it was built (sizes, validation report), if any."""
+    try:
+        return dict(json.loads(zip_path(content_hash).with_suffix(".json").read_text()))
+    except (OSError, ValueError):
+        return None
+
+
+def store(content_hash: str, built: Path, sha256: str, about: dict[str, Any]) -> Path:
+    """Copy a built, validated zip into the cache with its facts; returns its cached path."""
+    path = zip_path(content_hash)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if built.resolve() != path.resolve():
+        fd, tmp = tempfile.mkstemp(prefix=".pll-", suffix=".zip", dir=path.parent)
+        os.close(fd)
+        try:
+            shutil.copyfile(built, tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    _write_atomic(path.with_suffix(".json"), json.dumps({**about, "sha256": sha256}).encode())
+    record(content_hash, sha256)
+    return path
+
+
+# --- the shared cache in S3 ---------------------------------------------------------------------
+# <prefix><hash>.zip holds the zip; <prefix><hash>.json its facts and sha256, written last, so an
+# object pair is complete once the .json exists. The zip is checked against that sha256 before use.
+
+def remote_key(prefix: str, content_hash: str, suffix: str) -> str:
+    """The S3 key of a cache object; prefix is used as given (add the trailing '/' yourself)."""
+    return f"{prefix}{content_hash}{suffix}"
+
+
+def fetch(target: AwsTarget, bucket: str, prefix: str, content_hash: str,
+          log: Callable[[str], None]) -> Path | None:
+    """Copy the shared cache's zip for content_hash into this machine's cache, if it is there and
+    its bytes match its recorded sha256; None otherwise (a mismatching object is never used)."""
+    from . import publish
+
+    folder = zip_path(content_hash).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".pll-fetch-", dir=folder) as tmp:
+        about_file, zip_file = Path(tmp) / "about.json", Path(tmp) / "layer.zip"
+        where = f"s3://{bucket}/{remote_key(prefix, content_hash, '.zip')}"
+        if not publish.download_object(target, bucket, remote_key(prefix, content_hash, ".json"),
+                                       about_file):
+            return None
+        try:
+            about = dict(json.loads(about_file.read_text()))
+            expected = str(about.pop("sha256"))
+        except (ValueError, KeyError, TypeError):
+            log(f"cache: {where} has unreadable facts; ignoring it and building")
+            return None
+        if not publish.download_object(target, bucket, remote_key(prefix, content_hash, ".zip"),
+                                       zip_file):
+            return None
+        actual = file_sha256(zip_file).hex()
+        if actual != expected:
+            log(f"cache: {where} has sha256 {actual[:16]}, expected {expected[:16]}: rejected, "
+                "building instead")
+            return None
+        return store(content_hash, zip_file, actual, about)
+
+
+def push(target: AwsTarget, bucket: str, prefix: str, content_hash: str) -> None:
+    """Upload this machine's cached zip for content_hash (and then its facts) to the shared cache."""
+    from . import publish
+
+    path = zip_path(content_hash)
+    publish.upload_object(target, bucket, remote_key(prefix, content_hash, ".zip"), path)
+    publish.upload_object(target, bucket, remote_key(prefix, content_hash, ".json"),
+                          path.with_suffix(".json"))
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

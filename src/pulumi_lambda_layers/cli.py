@@ -52,6 +52,13 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--exclude", action="append", default=[], metavar="GLOB",
                    help="leave out files matching this layer-relative glob (repeatable)")
     b.add_argument("--slim", action="append", default=[], choices=SLIM_SWITCHES)
+    b.add_argument("--no-cache", action="store_true",
+                   help="build even when this content hash was built before")
+    b.add_argument("--cache-bucket", metavar="BUCKET",
+                   help="S3 bucket shared by machines and CI: a zip built anywhere for this "
+                        "content hash is used instead of building, and new builds are put there")
+    b.add_argument("--cache-prefix", default="", metavar="PREFIX",
+                   help="key prefix in --cache-bucket, e.g. 'layers/' (default: none)")
     b.add_argument("--quiet", action="store_true", help="no progress lines")
     b.set_defaults(func=_build)
 
@@ -138,7 +145,11 @@ def _build(args: argparse.Namespace) -> int:
 
     spec = _spec(args)
     quiet = args.quiet or args.json
-    result = build_layer(spec, args.output, log=(lambda _m: None) if quiet else _progress)
+    if args.cache_bucket and args.no_cache:
+        raise SpecError("--cache-bucket", "cannot be combined with --no-cache", "give one of them")
+    result = build_layer(spec, args.output, log=(lambda _m: None) if quiet else _progress,
+                         use_cache=not args.no_cache, cache_bucket=args.cache_bucket,
+                         cache_prefix=args.cache_prefix)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, sort_keys=True))
         return 0

@@ -206,13 +206,45 @@ def _export_uv_lock(lock: Path) -> str:
                         "uv.lock is read together with its project's pyproject.toml")
     cmd = [*uv_command(), "export", "--locked", "--no-dev", "--no-emit-project", "--no-header",
            "--format", "requirements-txt", "--project", str(lock.parent), "--quiet"]
+    memo = _uv_export_memo(lock, cmd)
+    if memo is not None and memo.is_file():
+        return memo.read_text()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         if "needs to be updated" in proc.stderr:
             raise SpecError("lock", f"{lock} does not match {lock.parent / 'pyproject.toml'}",
                             "run `uv lock` and commit the updated uv.lock")
         raise ResolveError(f"lock: uv could not read {lock}:\n{_indent(proc.stderr)}")
+    if memo is not None:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo.with_name(f".{memo.name}.{os.getpid()}.tmp")
+        tmp.write_text(proc.stdout)
+        os.replace(tmp, memo)
     return proc.stdout
+
+
+def _uv_export_memo(lock: Path, cmd: list[str]) -> Path | None:
+    """Where the export of this exact uv.lock + pyproject.toml by this uv binary is kept.
+
+    `uv export --locked` costs half a second (it re-resolves to check the lock), which a
+    no-change preview should not pay: the same files and the same uv give the same text. Not for
+    workspaces, whose member projects also decide whether the lock is current.
+    """
+    from .cache import cache_dir
+
+    text = lock.read_bytes()
+    if b"\n[manifest]" in text:
+        return None
+    uv = Path(cmd[0])
+    try:
+        st = uv.stat()
+    except OSError:
+        return None
+    h = hashlib.sha256()
+    for part in (text, (lock.parent / "pyproject.toml").read_bytes(),
+                 f"{uv.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode(), " ".join(cmd[1:]).encode()):
+        h.update(hashlib.sha256(part).digest())
+    return cache_dir() / "uv-export" / f"{h.hexdigest()}.txt"
 
 
 def _read_poetry_lock(lock: Path, spec: LayerSpec) -> list[Pin]:

@@ -235,6 +235,33 @@ def publish_version(target: AwsTarget, layer_name: str, zip_path: str | Path, *,
     return published, True
 
 
+# --- shared build cache objects (S3) ------------------------------------------------------------
+
+def download_object(target: AwsTarget, bucket: str, key: str, dest: Path) -> bool:
+    """Write s3://bucket/key to dest; False when there is no such object."""
+    s3 = _client(session(target), "s3")
+    try:
+        body = _call(s3.get_object, f"s3://{bucket}/{key}", Bucket=bucket, Key=key)["Body"]
+    except _NotFound:
+        return False
+    with _aws("get_object", f"s3://{bucket}/{key}"), body, open(dest, "wb") as out:
+        for chunk in body.iter_chunks(1 << 20):
+            out.write(chunk)
+    return True
+
+
+def upload_object(target: AwsTarget, bucket: str, key: str, path: Path) -> None:
+    """Write the file at path to s3://bucket/key."""
+    s3 = _client(session(target), "s3")
+    try:
+        with path.open("rb") as body:
+            _call(s3.put_object, f"s3://{bucket}/{key}", Bucket=bucket, Key=key, Body=body)
+    except PublishError as exc:
+        raise PublishError(exc.operation, exc.resource, exc.problem,
+                           f"check that bucket {bucket!r} exists and that these credentials may "
+                           "write to it", code=exc.code) from exc
+
+
 def delete_version(target: AwsTarget, layer_name: str, version: int) -> None:
     """Delete a layer version; one that is already gone counts as deleted."""
     _delete_version(_lambda(target), layer_name, version)

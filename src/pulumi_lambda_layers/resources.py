@@ -54,6 +54,8 @@ class LayerProps:
     s3_bucket: str | None
     target: publish.AwsTarget
     build: dict[str, Any]
+    cache_bucket: str | None = None
+    cache_prefix: str = ""
     smoke_test: bool | tuple[str, ...] = False  # True: every top-level package; or these names
     smoke_image: str | None = None
 
@@ -72,6 +74,8 @@ class LayerProps:
             target=publish.AwsTarget(props.get("region") or None, props.get("profile") or None,
                                      props.get("assume_role_arn") or None),
             build=dict(props.get("build") or {}),
+            cache_bucket=props.get("cache_bucket") or None,
+            cache_prefix=props.get("cache_prefix") or "",
             smoke_test=_smoke_option(props.get("smoke_test")),
             smoke_image=props.get("smoke_image") or None,
         )
@@ -247,8 +251,10 @@ def _build_or_reuse(p: LayerProps) -> tuple[Path, dict[str, Any]]:
     if spec.source.kind == "source_dir":
         _check_source_dir_unchanged(spec, p.content_hash)
     out = cache.zip_path(p.content_hash)
-    result = build_layer(spec, out, log=_log, fp=p.fingerprint())
-    cache.record(p.content_hash, result.zip.sha256)
+    # use_cache: stores the zip with its facts here and, with cache_bucket, shares it (or gets it).
+    result = build_layer(spec, out, log=_log, fp=p.fingerprint(), use_cache=True,
+                         cache_bucket=p.cache_bucket, cache_prefix=p.cache_prefix,
+                         cache_target=p.target)
     _log(f"build: {result.builder} ({result.builder_reason}); {result.zip.zipped_size:,} bytes "
          f"zipped, {result.zip.unzipped_size:,} unzipped")
     return out, {"code_sha256": result.zip.code_sha256, "unzipped_size": result.zip.unzipped_size,
@@ -336,6 +342,7 @@ class LambdaLayerBuild(pulumi.dynamic.Resource, module="lambda-layers", name="La
                  license_info: str | None = None, compatible_runtimes: Sequence[str] | None = None,
                  share_with: Sequence[str] | None = None, retain_versions: int = 0,
                  retain_on_delete: bool = False, s3_bucket: str | None = None,
+                 cache_bucket: str | None = None, cache_prefix: str = "",
                  builder: str = "auto", image: str | None = None, network_mode: str | None = None,
                  proxy: Mapping[str, str] | None = None, ca_bundle: str | None = None,
                  exclude: Sequence[str] | None = None, slim: Sequence[str] | bool | None = None,
@@ -351,6 +358,9 @@ class LambdaLayerBuild(pulumi.dynamic.Resource, module="lambda-layers", name="La
         retain_versions: older versions to keep when a new one replaces this one.
         retain_on_delete: keep the version in AWS when the resource is deleted.
         s3_bucket: staging bucket for zips over the 50 MB direct-upload limit.
+        cache_bucket/cache_prefix: S3 build cache shared by machines and CI: a zip built anywhere
+            for this content hash is used (after its sha256 is checked) instead of building, and
+            new builds are put there. Not content: it never changes the content hash.
         builder/image/network_mode/proxy/ca_bundle/exclude/slim: how the layer is built.
         frozen: refuse to resolve anything; a lock must give every version.
         region/profile/assume_role_arn: where the layer is published.
@@ -374,6 +384,7 @@ class LambdaLayerBuild(pulumi.dynamic.Resource, module="lambda-layers", name="La
             "retain_versions": retain_versions, "retain_on_delete": retain_on_delete,
             "s3_bucket": s3_bucket, "region": region, "profile": profile,
             "assume_role_arn": assume_role_arn,
+            "cache_bucket": cache_bucket, "cache_prefix": cache_prefix,
             "build": pulumi.Output.secret(build) if proxy else build,
             "smoke_test": list(smoke_test) if isinstance(smoke_test, (list, tuple)) else smoke_test,
             "smoke_image": smoke_image,

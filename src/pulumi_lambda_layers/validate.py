@@ -9,7 +9,7 @@ import stat
 import zipfile
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, cast
@@ -101,6 +101,13 @@ class Report:
             "findings": [asdict(f) for f in self.findings],
         }
 
+    @staticmethod
+    def from_dict(d: Mapping[str, Any]) -> Report:
+        """The Report that to_dict() described (a cached layer's report, read back)."""
+        return Report(d["runtime"], d["architecture"], [Finding(**f) for f in d["findings"]],
+                      d["zipped_size"], d["unzipped_size"], d["file_count"],
+                      [(x["package"], x["bytes"]) for x in d["largest"]])
+
     def __str__(self) -> str:
         errors, warnings = self.errors, self.warnings
         counts = f"{_plural(len(errors), 'error')}, {_plural(len(warnings), 'warning')}"
@@ -165,8 +172,13 @@ def check_zip(path: str | Path, runtime: Runtime, arch: Architecture) -> Report:
     return report
 
 
-def inspect_zip(path: str | Path, runtime: Runtime, arch: Architecture) -> Report:
-    """Check a layer zip without extracting it; every problem found becomes a Finding."""
+def inspect_zip(path: str | Path, runtime: Runtime, arch: Architecture,
+                checked: Mapping[str, Sequence[Finding]] | None = None) -> Report:
+    """Check a layer zip without extracting it; every problem found becomes a Finding.
+
+    checked: the binary-check findings of entries already checked (by zip path) when their bytes
+    were packed for this runtime and architecture; those entries are not decompressed again.
+    """
     path = Path(path)
     zipped_size = path.stat().st_size
     try:
@@ -186,7 +198,7 @@ def inspect_zip(path: str | Path, runtime: Runtime, arch: Architecture) -> Repor
             *check_paths(infos),
             *check_symlinks(zf, links),
             *check_layout(names, runtime),
-            *check_binaries(zf, files, runtime, arch),
+            *check_binaries(zf, files, runtime, arch, checked),
         ]
         if runtime.language == "python":
             findings += check_extension_names(names, runtime)
@@ -458,22 +470,34 @@ class _MemberStream(io.RawIOBase):
 
 
 def check_binaries(zf: zipfile.ZipFile, files: Iterable[zipfile.ZipInfo], runtime: Runtime,
-                   arch: Architecture) -> list[Finding]:
-    """Reads each file's first bytes; ELF files are checked further, foreign formats refused."""
+                   arch: Architecture,
+                   checked: Mapping[str, Sequence[Finding]] | None = None) -> list[Finding]:
+    """Reads each file's first bytes; ELF files are checked further, foreign formats refused.
+
+    Entries named in checked take the findings given there instead of being read.
+    """
     findings: list[Finding] = []
+    checked = checked or {}
     for info in files:
+        if info.filename in checked:
+            findings += checked[info.filename]
+            continue
         if info.file_size == 0:
             continue
         try:
             with _MemberStream(zf, info) as stream:
-                head = stream.read(8)
-                if head[:4] == _ELF_MAGIC:
-                    findings += check_elf(info.filename, cast(BinaryIO, stream), runtime, arch)
-                else:
-                    findings += check_foreign(info.filename, head)
+                findings += check_binary(info.filename, cast(BinaryIO, stream), runtime, arch)
         except _UNREADABLE as exc:
             findings.append(_error("zip-invalid", info.filename, f"cannot read this entry: {exc}"))
     return findings
+
+
+def check_binary(path: str, stream: BinaryIO, runtime: Runtime, arch: Architecture) -> list[Finding]:
+    """The binary checks of one file (an ELF for the wrong target, a macOS or Windows binary)."""
+    head = stream.read(8)
+    if head[:4] == _ELF_MAGIC:
+        return check_elf(path, stream, runtime, arch)
+    return check_foreign(path, head)
 
 
 def check_foreign(path: str, head: bytes) -> list[Finding]:

@@ -106,14 +106,24 @@ def test_local_builder_gives_equivalent_layer(docker_builds: dict[str, BuildResu
 
 
 def test_cli_build_prints_hash_builder_counts(numpy_lock: Path, tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+                                              capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLL_CACHE_DIR", str(tmp_path / "cache"))
     out = tmp_path / "layer.zip"
-    code = cli(["build", str(numpy_lock), "--locked", "--runtime", "python3.11", "--arch", "arm64",
-                "--builder", "local", "-o", str(out), "--json"])
-    assert code == 0
+    args = ["build", str(numpy_lock), "--locked", "--runtime", "python3.11", "--arch", "arm64",
+            "--builder", "local", "-o", str(out), "--json"]
+    assert cli(args) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["builder"] == "local" and data["package_count"] == 1
     assert data["zipped_size"] == out.stat().st_size and len(data["content_hash"]) == 64
+    # The same spec again: the cached zip, with the report it was validated with; no build.
+    out.unlink()
+    assert cli(args) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["builder"] == "cache" and again["sha256"] == data["sha256"]
+    assert again["validation"] == data["validation"] and out.read_bytes()
+    assert cli([*args, "--no-cache"]) == 0
+    assert json.loads(capsys.readouterr().out)["builder"] == "local"
 
 
 def test_image_with_other_python_is_refused(numpy_lock: Path, tmp_path: Path) -> None:

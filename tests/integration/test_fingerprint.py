@@ -77,6 +77,36 @@ def test_uv_lock_in_sync_and_out_of_sync(tmp_path: Path) -> None:
         fingerprint(make_spec(runtime="python3.11", lock=str(project / "uv.lock")))
 
 
+def test_unchanged_uv_lock_is_not_exported_again(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # `uv export --locked` takes half a second; a no-change preview reuses its last answer for
+    # the same uv.lock + pyproject.toml, and asks uv again as soon as either changes.
+    from pulumi_lambda_layers import fingerprint as fingerprint_module
+
+    monkeypatch.setenv("PLL_CACHE_DIR", str(tmp_path / "cache"))
+    project = tmp_path / "proj"
+    write(project / "pyproject.toml", '[project]\nname = "demo"\nversion = "0.1.0"\n'
+          'requires-python = ">=3.11"\ndependencies = ["six==1.16.0"]\n')
+    subprocess.run([*uv_command(), "lock", "--project", str(project), "-q"], check=True)
+    spec = make_spec(runtime="python3.11", lock=str(project / "uv.lock"))
+    first = fingerprint(spec).content_hash
+    calls: list[list[str]] = []
+    real_run = subprocess.run
+
+    def counting_run(cmd: list[str], *args: object, **kwargs: object) -> object:
+        calls.append(cmd)
+        return real_run(cmd, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(fingerprint_module.subprocess, "run", counting_run)
+    assert fingerprint(spec).content_hash == first
+    assert calls == []
+    (project / "pyproject.toml").write_text((project / "pyproject.toml").read_text()
+                                            .replace("six==1.16.0", "six==1.17.0"))
+    with pytest.raises(SpecError, match="does not match"):
+        fingerprint(spec)
+    assert len(calls) == 1
+
+
 def test_poetry_lock(tmp_path: Path) -> None:
     write(tmp_path / "pyproject.toml", '[tool.poetry.dependencies]\npython = "^3.11"\n'
           'six = "1.16.0"\nidna = "*"\n')

@@ -104,3 +104,69 @@ def test_installer_droppings_are_not_packed() -> None:
     assert is_excluded(f"{PREFIX}/.lock")
     assert is_excluded("nodejs/node_modules/.package-lock.json") is False  # npm's own, kept
     assert not is_excluded(f"{PREFIX}/pkg/.lock")
+
+
+def _zipfile_reference(root: Path, out: Path) -> None:
+    """The layer zip as the standard zipfile module writes it (what make_zip wrote before)."""
+    from pulumi_lambda_layers.archive import collect
+
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
+        for rel, full in collect(root, (), ()):
+            info = zipfile.ZipInfo(rel, (1980, 1, 1, 0, 0, 0))
+            info.create_system = 3
+            if isinstance(full, str):
+                info.external_attr = (stat.S_IFLNK | 0o777) << 16
+                info.compress_type = zipfile.ZIP_STORED
+                zf.writestr(info, full)
+                continue
+            mode = 0o755 if os.access(full, os.X_OK) else 0o644
+            info.external_attr = (stat.S_IFREG | mode) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with open(full, "rb") as src, zf.open(info, "w") as dst:
+                while chunk := src.read(1 << 20):
+                    dst.write(chunk)
+
+
+def test_raw_writer_matches_zipfile_byte_for_byte(tmp_path: Path) -> None:
+    # make_zip writes entries itself (so cached compressed entries can be copied); its bytes must
+    # stay those of the zipfile module: existing layers keep their CodeSha256.
+    root = tmp_path / "root"
+    _tree(root, [f"{PREFIX}/pkg/__init__.py", f"{PREFIX}/pkg/bin/tool",
+                 f"{PREFIX}/pkg-1.0.dist-info/METADATA"])
+    write(root / f"{PREFIX}/pkg/empty.py", "")
+    write(root / f"{PREFIX}/pkg/données/é.txt", "non-ascii name\n")
+    rng = __import__("random").Random(7)
+    big = bytes(rng.getrandbits(8) for _ in range(300_000)) * 12  # over 1 MiB: streamed
+    (root / f"{PREFIX}/pkg/big.bin").write_bytes(big)
+    os.symlink("__init__.py", root / f"{PREFIX}/pkg/alias.py")
+    _zipfile_reference(root, tmp_path / "reference.zip")
+    result = make_zip(root, tmp_path / "raw.zip")
+    assert (tmp_path / "raw.zip").read_bytes() == (tmp_path / "reference.zip").read_bytes()
+    assert result.unzipped_size == sum(i.file_size for i in
+                                       zipfile.ZipFile(tmp_path / "raw.zip").infolist())
+    with zipfile.ZipFile(tmp_path / "raw.zip") as zf:
+        assert zf.testzip() is None
+        assert zf.read(f"{PREFIX}/pkg/big.bin") == big
+
+
+def test_compression_runs_on_worker_threads_and_keeps_order(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from pulumi_lambda_layers import archive
+
+    root = tmp_path / "root"
+    for i in range(40):
+        write(root / f"{PREFIX}/pkg/m{i:02}.py", f"x = {i}\n" * 5000)
+    threads: set[str] = set()
+    real = archive._compress_one
+
+    def spy(*args: object) -> object:
+        threads.add(threading.current_thread().name)
+        return real(*args)  # type: ignore[arg-type]
+
+    files = archive.collect(root, (), ())
+    monkeypatch.setattr(archive, "_compress_one", spy)
+    names = [e.name for e, _ in archive.compressed(files, 6, workers=2)]
+    assert names == [rel for rel, _ in files]
+    assert threads and all(t.startswith("pll-zip") for t in threads)

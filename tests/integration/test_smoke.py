@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +152,20 @@ def test_cli_test_exit_codes_and_json(layers: dict[str, Path], function_dir: Pat
     assert "--event: is only used with --handler" in capsys.readouterr().err
 
 
+def test_hanging_import_is_stopped_at_the_timeout(tmp_path: Path) -> None:
+    layer = tmp_path / "hang.zip"
+    entry = zipfile.ZipInfo("python/hang.py")
+    entry.external_attr = 0o644 << 16  # writestr's default 0600 is unreadable to Lambda's user
+    with zipfile.ZipFile(layer, "w") as zf:
+        zf.writestr(entry, "import time\ntime.sleep(600)\n")
+    with pytest.raises(SmokeError) as err:
+        smoke_test(layer, "python3.11", "x86_64", image=require_image("python3.11", "x86_64"),
+                   timeout_s=3, log=_quiet)
+    assert err.value.result.failed == {"hang": "did not finish within 3 s; see the output "
+                                               "(last lines)"}
+    assert err.value.result.duration_s < 30
+
+
 def test_node_layer_imports_and_handler(tmp_path: Path) -> None:
     manifest = write(tmp_path / "src/package.json", json.dumps(
         {"name": "l", "version": "1.0.0", "dependencies": {"is-odd": "3.0.1"}}))
@@ -169,7 +184,8 @@ def test_node_layer_imports_and_handler(tmp_path: Path) -> None:
 
 # --- LambdaLayerBuild: the smoke test gates publish -------------------------------------------
 
-GOOD = {"python/lib/python3.11/site-packages/greet.py": "def hello():\n    return 'hi'\n"}
+GOOD = {"python/lib/python3.11/site-packages/greet/__init__.py": "",
+        "python/lib/python3.11/site-packages/greet/extra.py": "def hello():\n    return 'hi'\n"}
 # A module that imports something neither the layer nor the runtime has: builds and validates fine.
 BAD = {"python/lib/python3.11/site-packages/report.py": "import pll_absent_dependency\n"}
 
@@ -221,7 +237,7 @@ def test_provider_publishes_nothing_when_the_smoke_test_fails(
 def test_provider_publishes_when_the_smoke_test_passes(aws_env: str, build_cache: Path,
                                                         tmp_path: Path,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
-    props = _props(tmp_path, GOOD, smoke_test=["greet"])
+    props = _props(tmp_path, GOOD, smoke_test=["greet.extra"])  # a list: just these names
     created = LayerBuildProvider().create(props)
     assert created.outs["version"] == 1 and _versions(props["layer_name"]) == [1]
-    assert "smoke: import greet ok" in capsys.readouterr().err
+    assert "smoke: import greet.extra ok" in capsys.readouterr().err

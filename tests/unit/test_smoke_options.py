@@ -12,7 +12,7 @@ import pytest
 
 from pulumi_lambda_layers.resources import check_props, diff_props
 from pulumi_lambda_layers.runtimes import RUNTIMES
-from pulumi_lambda_layers.smoke import lambda_environment, layer_imports
+from pulumi_lambda_layers.smoke import _result, _Run, lambda_environment, layer_imports
 
 PROPS: dict[str, Any] = {
     "content_hash": "a" * 64, "runtime": "python3.11", "architecture": "x86_64",
@@ -46,7 +46,10 @@ def test_smoke_options_never_change_the_layer() -> None:
 
 
 class _Mocks(pulumi.runtime.Mocks):
+    inputs: dict[str, dict[str, Any]] = {}
+
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        self.inputs[args.name] = dict(args.inputs)
         return f"{args.name}-id", dict(args.inputs)
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
@@ -59,7 +62,7 @@ def mocked_pulumi() -> None:
 
 
 @pulumi.runtime.test
-def test_smoke_options_leave_the_content_hash_alone(mocked_pulumi: None, tmp_path: Path) -> Any:
+def test_smoke_options_reach_the_provider_but_not_the_content_hash(mocked_pulumi: None, tmp_path: Path) -> Any:
     from pulumi_lambda_layers import LambdaLayerBuild
 
     lock = tmp_path / "requirements.lock"
@@ -70,6 +73,10 @@ def test_smoke_options_leave_the_content_hash_alone(mocked_pulumi: None, tmp_pat
 
     def check(hashes: list[str]) -> None:
         assert len(hashes[0]) == 64 and hashes[0] == hashes[1]
+        assert (_Mocks.inputs["plain"]["smoke_test"], _Mocks.inputs["plain"].get("smoke_image")) \
+            == (False, None)
+        assert (_Mocks.inputs["smoked"]["smoke_test"], _Mocks.inputs["smoked"]["smoke_image"]) \
+            == (["six"], "img:1")
 
     return pulumi.Output.all(plain.content_hash, smoked.content_hash).apply(check)
 
@@ -128,3 +135,40 @@ def test_python_path_puts_function_then_layer_before_the_runtime() -> None:
     assert node["NODE_PATH"].split(":")[:2] == ["/opt/nodejs/node20/node_modules",
                                                 "/opt/nodejs/node_modules"]
     assert "PYTHONPATH" not in node
+
+
+def _run(records: list[dict[str, Any]], code: int = 0) -> _Run:
+    return _Run(code, records, [], 1.0, False)
+
+
+def test_only_the_layers_own_copy_counts_as_imported() -> None:
+    ok = {"kind": "import", "ok": True}
+    records = [
+        {**ok, "name": "numpy", "origin": "/opt/python/lib/python3.11/site-packages/numpy/__init__.py"},
+        # In the layer, but another copy was loaded: the layer's is not on the path.
+        {**ok, "name": "yaml", "origin": "/usr/lib/python3/dist-packages/yaml/__init__.py"},
+        # In the layer, but the runtime had loaded its own first (as on Lambda): a warning.
+        {**ok, "name": "enum", "origin": "/usr/lib/python3.11/enum.py", "preloaded": True},
+        # Named by the user, not in the layer: wherever it comes from is fine.
+        {**ok, "name": "json", "origin": "/usr/lib/python3.11/json/__init__.py"},
+        {"kind": "import", "name": "broken", "ok": False, "error": "ImportError: nope\n"},
+        {"kind": "done"},
+    ]
+    result = _result(_run(records), RUNTIMES["python3.11"], "x86_64", "img",
+                     {"numpy", "yaml", "enum", "broken"}, 300)
+    assert result.imported == ["numpy", "enum", "json"]
+    assert set(result.failed) == {"yaml", "broken"}
+    assert "not from the layer" in result.failed["yaml"]
+    assert result.failed["broken"] == "ImportError: nope\n"  # the traceback, as the runner sent it
+    assert result.warnings and result.warnings[0].startswith("enum: the runtime's own module")
+
+
+def test_a_crash_is_pinned_on_the_import_that_was_running() -> None:
+    records = [{"kind": "begin", "name": "numpy"},
+               {"kind": "import", "name": "numpy", "ok": True, "origin": "/opt/python/numpy"},
+               {"kind": "begin", "name": "torch"}]
+    result = _result(_run(records, code=139), RUNTIMES["python3.11"], "x86_64", "img",
+                     {"numpy", "torch"}, 300)
+    assert result.imported == ["numpy"]
+    assert result.failed == {"torch": "the process died here (exit code 139, SIGSEGV); see the "
+                                      "output (last lines)"}

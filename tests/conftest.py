@@ -1,4 +1,5 @@
-"""Shared fixtures: a moto server on 127.0.0.1 and small dependency specs written to tmp dirs."""
+"""Shared fixtures: moto servers on 127.0.0.1 (plain, and patched for cross-account layers) and small
+dependency specs written to tmp dirs."""
 
 from __future__ import annotations
 
@@ -7,11 +8,16 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import boto3
 import pytest
+
+from tests.moto_cross_account import CrossAccountMoto, start_cross_account_moto
 
 HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
@@ -30,12 +36,17 @@ def moto_server() -> Iterator[str]:
         raise RuntimeError("moto_server is not installed in this venv: run `make venv` "
                            "(installs moto[server] from pyproject's dev extra)")
     port = _free_port()
+    # It logs every request on stderr: into a file, since a pipe nobody drains fills up and then
+    # stalls the server mid-suite.
+    log = tempfile.TemporaryFile()
     proc = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=log)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"moto_server exited at start: {proc.stderr.read().decode()[-2000:]}")
+            log.seek(0)
+            raise RuntimeError(f"moto_server exited at start: "
+                               f"{log.read().decode(errors='replace')[-2000:]}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
             break
@@ -60,6 +71,37 @@ def aws_env(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     return moto_server
 
+
+
+@pytest.fixture(scope="session")
+def cross_moto() -> Iterator[CrossAccountMoto]:
+    """The moto server patched for layers shared across accounts and RevisionId (one per session)."""
+    with start_cross_account_moto() as server:
+        yield server
+
+
+@pytest.fixture()
+def cross_env(cross_moto: CrossAccountMoto, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point boto3 at the patched moto server (account 123456789012 by default); yields its URL."""
+    for key, value in {"AWS_ENDPOINT_URL": cross_moto.url, "AWS_ACCESS_KEY_ID": "testing",
+                       "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return cross_moto.url
+
+
+def role_arn(account: str) -> str:
+    """A role in `account` to assume; moto's STS hands out credentials for that account."""
+    return f"arn:aws:iam::{account}:role/pll-deployer"
+
+
+def client_in(account: str, service: str = "lambda") -> Any:
+    """A boto3 client acting in `account` (through moto's STS assume-role)."""
+    creds = boto3.client("sts").assume_role(RoleArn=role_arn(account),
+                                            RoleSessionName="pll-test")["Credentials"]
+    return boto3.client(service, aws_access_key_id=creds["AccessKeyId"],
+                        aws_secret_access_key=creds["SecretAccessKey"],
+                        aws_session_token=creds["SessionToken"])
 
 def write(path: Path, text: str) -> Path:
     """Write text to path (parents created) and return the path."""

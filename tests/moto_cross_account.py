@@ -19,6 +19,7 @@ import json
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -48,13 +49,17 @@ def start_cross_account_moto(timeout: float = 30) -> CrossAccountMoto:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
+    # The server logs every request on stderr: a file, not a pipe nobody drains, which would
+    # fill up and stall the server after a few hundred requests.
+    log = tempfile.TemporaryFile()
     proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "-H", "127.0.0.1",
-                             "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                             "-p", str(port)], stdout=subprocess.DEVNULL, stderr=log)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
+            log.seek(0)
             raise RuntimeError("cross-account moto exited at start: "
-                               f"{proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
+                               f"{log.read().decode(errors='replace')[-2000:]}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
             return CrossAccountMoto(f"http://127.0.0.1:{port}", proc)

@@ -130,18 +130,22 @@ def layer_arn(layer_arn_or_version_arn: str) -> str:
                     "expected arn:aws:lambda:REGION:ACCOUNT:layer:NAME[:VERSION]")
 
 
-def swap_layers(current: list[str], new_version_arn: str, position: int | None = None) -> list[str]:
+def swap_layers(current: list[str], new_version_arn: str, position: int | None = None,
+                replacing: str | None = None) -> list[str]:
     """current with any version of new_version_arn's layer replaced by it, in the same place; when
     absent it is added at `position` (0 = first; None or past the end = last). Other layers keep
-    their order, and the layer never appears twice."""
-    base = layer_base_arn(new_version_arn)
+    their order, and the layer never appears twice. `replacing` (a layer or layer version ARN):
+    a layer this one takes over from (e.g. renamed), whose versions are replaced the same way."""
+    bases = {layer_base_arn(new_version_arn)}
+    if replacing:
+        bases.add(layer_arn(replacing))
     if position is not None and (not isinstance(position, int) or position < 0):
         raise SpecError("position", f"{position!r} is not a layer position",
                         "use 0 for first, 1 for second, ...; leave it out for last")
     result: list[str] = []
     placed = False
     for arn in current:
-        if _base(arn) == base:
+        if _base(arn) in bases:
             if not placed:
                 result.append(new_version_arn)
                 placed = True
@@ -164,10 +168,11 @@ def remove_layer(current: list[str], layer: str) -> list[str]:
 def attach(target: AwsTarget, layer_version_arn: str, functions: Sequence[str],
            position: int | None = None, sleep: Sleep = time.sleep,
            timeout: float = DEFAULT_TIMEOUT,
-           confirm: Callable[[list[Change]], bool] | None = None) -> list[Change]:
+           confirm: Callable[[list[Change]], bool] | None = None,
+           replacing: str | None = None) -> list[Change]:
     """Point each function (name or ARN) at layer_version_arn, replacing any other version of the
-    same layer in its place, or adding it at `position`. Returns the changes made (functions
-    already on this version are skipped).
+    same layer (or of the layer `replacing` names) in its place, or adding it at `position`.
+    Returns the changes made (functions already on this version are skipped).
 
     All functions are read and checked first: at most 5 layers each, and code plus layers within
     250 MB (262,144,000 bytes) unzipped. That size check is an estimate: Lambda reports zipped
@@ -183,9 +188,9 @@ def attach(target: AwsTarget, layer_version_arn: str, functions: Sequence[str],
     """
     layer_base_arn(layer_version_arn)  # bad input fails before any AWS call
     lam = _lambda(target)
-    new_size = _layer_size(lam, layer_version_arn)
+    new_size = _layer_size(target, lam, layer_version_arn)
     return _apply(lam, "attach", layer_version_arn, functions,
-                  lambda old: swap_layers(old, layer_version_arn, position),
+                  lambda old: swap_layers(old, layer_version_arn, position, replacing),
                   {layer_version_arn: new_size}, sleep, timeout, confirm)
 
 
@@ -211,6 +216,18 @@ def attached_versions(target: AwsTarget, functions: Sequence[str],
         except _NotFound:
             continue
         found[fn] = next((arn for arn in _layer_arns(cfg) if _base(arn) == base), None)
+    return found
+
+
+def function_arns(target: AwsTarget, functions: Sequence[str]) -> dict[str, str]:
+    """Function (name or ARN, as given) -> its ARN; functions that do not exist are left out."""
+    lam = _lambda(target)
+    found: dict[str, str] = {}
+    for fn in functions:
+        try:
+            found[fn] = _call(lam.get_function_configuration, fn, FunctionName=fn)["FunctionArn"]
+        except _NotFound:
+            continue
     return found
 
 
@@ -384,11 +401,33 @@ def _settled(lam: Any, fn: str, sleep: Sleep, timeout: float) -> dict[str, Any]:
         delay = min(delay * 2, 5.0)
 
 
-def _layer_size(lam: Any, version_arn: str) -> int:
+def _layer_size(target: AwsTarget, lam: Any, version_arn: str) -> int:
     base = layer_base_arn(version_arn)
     version = int(version_arn.rsplit(":", 1)[1])
-    answer = _call(lam.get_layer_version, version_arn, LayerName=base, VersionNumber=version)
+    try:
+        answer = _call(lam.get_layer_version, version_arn, LayerName=base, VersionNumber=version)
+    except PublishError as exc:
+        if exc.code == "AccessDeniedException":
+            raise _not_shared(target, version_arn, exc) from exc
+        raise
     return int((answer.get("Content") or {}).get("CodeSize") or 0)
+
+
+def _not_shared(target: AwsTarget, version_arn: str, denied: PublishError) -> PublishError:
+    """The AccessDenied of a layer version from another account, saying whose share_with to fix."""
+    owner = version_arn.split(":")[4]
+    try:
+        caller = _call(_client(session(target), "sts").get_caller_identity, "caller")["Account"]
+        who, add = f"account {caller}", repr(caller)
+    except PublishError:  # the fix still applies; only the number is missing
+        who, add = "this account", "this account's id"
+    return PublishError(
+        "get_layer_version", version_arn,
+        f"{who} may not use this layer version: its owner, account {owner}, has not shared it "
+        f"with {who} ({denied.problem})",
+        f"add {add} to share_with of the LambdaLayerBuild that publishes it (in account {owner}) "
+        "and run `pulumi up` there, or grant it with `aws lambda add-layer-version-permission`",
+        code=denied.code)
 
 
 def _lambda(target: AwsTarget) -> Any:

@@ -420,7 +420,10 @@ def program_time_fingerprint(args: Mapping[str, Any]) -> tuple[str, dict[str, st
 
 # ------------------------------------------------------------------ LayerAttachment
 
-ATTACH_REPLACE_KEYS = ("region", "profile", "assume_role_arn")
+# Applied in place: moving to other functions or another account attaches there first, then
+# detaches from the functions left behind (compared by ARN), so none is left without the layer.
+ATTACH_UPDATE_KEYS = ("layer_version_arn", "functions", "position", "keep_on_delete", "region",
+                      "profile", "assume_role_arn")
 
 
 @dataclass(frozen=True)
@@ -446,20 +449,24 @@ class AttachProps:
 
 
 def check_attachment(news: Mapping[str, Any]) -> list[CheckFailure]:
-    """Input problems of a LayerAttachment, against the property."""
+    """Input problems of a LayerAttachment, against the property. Values not known yet at preview
+    (a new layer's ARN, a new function's name) pass; they are checked again at apply."""
     failures = []
     functions = news.get("functions")
-    if not isinstance(functions, list) or not functions or \
-            not all(isinstance(f, str) and f for f in functions):
+    if _unknown(functions):
+        pass
+    elif not isinstance(functions, list) or not functions or \
+            not all(_unknown(f) or (isinstance(f, str) and f) for f in functions):
         failures.append(CheckFailure("functions", "expected a non-empty list of function names "
                                      "or ARNs"))
-    elif len(set(functions)) != len(functions):
+    elif len({f for f in functions if not _unknown(f)}) != sum(not _unknown(f) for f in functions):
         failures.append(CheckFailure("functions", "lists a function twice"))
     arn = news.get("layer_version_arn")
-    if isinstance(arn, str) and not re.fullmatch(r"arn:[^:]+:lambda:[^:]+:\d{12}:layer:[^:]+:\d+",
-                                                 arn):
+    if not _unknown(arn) and not (isinstance(arn, str) and re.fullmatch(
+            r"arn:[^:]+:lambda:[^:]+:\d{12}:layer:[^:]+:\d+", arn)):
         failures.append(CheckFailure("layer", f"{arn!r} is not a layer version ARN "
-                                     "(arn:aws:lambda:<region>:<account>:layer:<name>:<version>)"))
+                                     "(arn:aws:lambda:<region>:<account>:layer:<name>:<version>); "
+                                     "pass a LambdaLayerBuild or its layer_version_arn"))
     position = news.get("position")
     if position is not None and (not isinstance(position, (int, float)) or not 0 <= position <= 4):
         failures.append(CheckFailure("position", f"expected 0-4 (a function has at most 5 layers), "
@@ -467,16 +474,22 @@ def check_attachment(news: Mapping[str, Any]) -> list[CheckFailure]:
     return failures
 
 
+def _unknown(value: Any) -> bool:
+    """A value the engine will only know at apply time (preview of a not yet created input)."""
+    from pulumi.output import Unknown
+    from pulumi.runtime.rpc import UNKNOWN
+
+    return isinstance(value, Unknown) or (isinstance(value, str) and value == UNKNOWN)
+
+
 def diff_attachment(olds: Mapping[str, Any], news: Mapping[str, Any]) -> DiffResult:
-    """Update when the version, the function list or a function's actual layer (drift) differ."""
-    replaces = [k for k in ATTACH_REPLACE_KEYS if _norm(olds.get(k)) != _norm(news.get(k))]
+    """Update (never replace) when an input or a function's actual layer (drift) differs."""
     wanted = news.get("layer_version_arn")
     attached = olds.get("attached") or {}
-    drifted = any(attached.get(fn) != wanted for fn in news.get("functions") or [])
-    changed = any(_norm(olds.get(k)) != _norm(news.get(k))
-                  for k in ("layer_version_arn", "functions", "position", "keep_on_delete"))
-    return DiffResult(changes=bool(replaces or changed or drifted), replaces=replaces,
-                      delete_before_replace=False)
+    functions = news.get("functions")
+    drifted = _unknown(functions) or any(attached.get(fn) != wanted for fn in functions or [])
+    changed = any(_norm(olds.get(k)) != _norm(news.get(k)) for k in ATTACH_UPDATE_KEYS)
+    return DiffResult(changes=bool(changed or drifted), replaces=[], delete_before_replace=False)
 
 
 class LayerAttachmentProvider(ResourceProvider):
@@ -505,11 +518,20 @@ class LayerAttachmentProvider(ResourceProvider):
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         from . import attach
 
-        p = AttachProps.of(news)
-        attach.attach(p.target, p.layer_version_arn, p.functions, p.position)
-        dropped = [fn for fn in olds.get("functions") or [] if fn not in p.functions]
-        if dropped and not p.keep_on_delete:
-            attach.detach(p.target, p.layer_version_arn, dropped)
+        p, old = AttachProps.of(news), AttachProps.of(olds)
+        # A new layer (renamed, another region) takes the old one's place in each function.
+        attach.attach(p.target, p.layer_version_arn, p.functions, p.position,
+                      replacing=old.layer_version_arn)
+        if (set(old.functions) != set(p.functions) or old.target != p.target) \
+                and not p.keep_on_delete:
+            # By ARN: "billing" and its ARN, or one account through two profiles, are the same
+            # function, which must keep the layer just attached.
+            kept = set(attach.function_arns(p.target, p.functions).values())
+            left = [fn for fn, arn in attach.function_arns(old.target, old.functions).items()
+                    if arn not in kept]
+            if left:
+                attach.detach(old.target, old.layer_version_arn, left)
+                _log(f"detach: {', '.join(left)} no longer listed; layer removed")
         return UpdateResult({**news, "attached": {fn: p.layer_version_arn for fn in p.functions},
                              "layer_arn": attach.layer_base_arn(p.layer_version_arn)})
 
@@ -556,7 +578,9 @@ class LayerAttachment(pulumi.dynamic.Resource, module="lambda-layers", name="Lay
         functions: names or ARNs. keep_on_delete: leave the layer on the functions when this
         resource is deleted (default: remove it). region/profile/assume_role_arn: where the
         functions are (another account through a role)."""
-        version_arn = getattr(layer, "layer_version_arn", layer)
+        # Not getattr(): on an Output (a StackReference value) it would lift the attribute lookup
+        # onto the string inside and fail only at apply time.
+        version_arn = layer.layer_version_arn if isinstance(layer, pulumi.Resource) else layer
         props = {"layer_version_arn": version_arn, "functions": list(functions),
                  "position": position, "keep_on_delete": keep_on_delete, "region": region,
                  "profile": profile, "assume_role_arn": assume_role_arn,

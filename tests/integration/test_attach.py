@@ -7,7 +7,6 @@ import io
 import json
 import uuid
 import zipfile
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -20,7 +19,8 @@ from pulumi_lambda_layers.attach import (
 from pulumi_lambda_layers.cli import main
 from pulumi_lambda_layers.errors import SpecError
 from pulumi_lambda_layers.publish import AwsTarget, PublishError
-from tests.moto_cross_account import CrossAccountMoto, start_cross_account_moto
+from tests.conftest import client_in as _client_in
+from tests.conftest import role_arn as _role
 
 TARGET = AwsTarget()
 ACCOUNT_B = "222233334444"
@@ -300,33 +300,6 @@ def test_drift_lists_stale_and_current_and_the_cli_exit_codes(
 
 # --- with the patched moto: RevisionId and layers shared across accounts ------------------------
 
-@pytest.fixture(scope="module")
-def cross_moto() -> Iterator[CrossAccountMoto]:
-    with start_cross_account_moto() as server:
-        yield server
-
-
-@pytest.fixture()
-def cross_env(cross_moto: CrossAccountMoto, monkeypatch: pytest.MonkeyPatch) -> str:
-    for key, value in {"AWS_ENDPOINT_URL": cross_moto.url, "AWS_ACCESS_KEY_ID": "testing",
-                       "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    return cross_moto.url
-
-
-def _role(account: str) -> str:
-    return f"arn:aws:iam::{account}:role/pll-deployer"
-
-
-def _client_in(account: str, service: str = "lambda") -> Any:
-    creds = boto3.client("sts").assume_role(RoleArn=_role(account),
-                                            RoleSessionName="pll-test")["Credentials"]
-    return boto3.client(service, aws_access_key_id=creds["AccessKeyId"],
-                        aws_secret_access_key=creds["SecretAccessKey"],
-                        aws_session_token=creds["SessionToken"])
-
-
 def test_concurrent_change_is_detected_by_revision_id(cross_env: str) -> None:
     lam = boto3.client("lambda")
     v1, v2 = _layer(lam)
@@ -369,6 +342,8 @@ def test_layer_shared_with_an_account_can_be_attached_there_only(cross_env: str)
     with pytest.raises(PublishError) as caught:
         attach(AwsTarget(assume_role_arn=_role(ACCOUNT_C)), v2, [fn_c])
     assert caught.value.code == "AccessDeniedException" and v2 in str(caught.value)
+    assert f"account {ACCOUNT_C} may not use this layer version" in str(caught.value)
+    assert f"add '{ACCOUNT_C}' to share_with" in str(caught.value)
     with pytest.raises(lam_c.exceptions.ClientError, match="AccessDeniedException"):
         lam_c.update_function_configuration(FunctionName=fn_c, Layers=[v2])
     assert _layers_of(lam_c, fn_c) == []

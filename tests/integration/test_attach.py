@@ -19,6 +19,7 @@ from pulumi_lambda_layers.attach import (
 from pulumi_lambda_layers.cli import main
 from pulumi_lambda_layers.errors import SpecError
 from pulumi_lambda_layers.publish import AwsTarget, PublishError
+from pulumi_lambda_layers.resources import LayerAttachmentProvider, check_attachment
 from tests.conftest import client_in as _client_in
 from tests.conftest import role_arn as _role
 
@@ -296,6 +297,58 @@ def test_drift_lists_stale_and_current_and_the_cli_exit_codes(
     capsys.readouterr()
     assert main(["drift", "--layer", "not-an-arn"]) == 2
     assert main(["drift", "--layer", v2, "--all-regions", "--region", "us-east-1"]) == 2
+
+
+# --- the Pulumi provider glue (LayerAttachmentProvider), called directly ---------------------------
+
+def _attachment(layer_version_arn: str, functions: list[str], **extra: Any) -> dict[str, Any]:
+    return {"layer_version_arn": layer_version_arn, "functions": functions, "position": None,
+            "keep_on_delete": False, "region": None, "profile": None, "assume_role_arn": None,
+            **extra}
+
+
+def test_check_lets_values_unknown_at_preview_through() -> None:
+    from pulumi.output import Unknown
+
+    assert check_attachment(_attachment(Unknown(), [Unknown(), Unknown(), "billing"])) == []
+    assert check_attachment({**_attachment("x", []), "layer_version_arn": Unknown(),
+                             "functions": Unknown()}) == []
+    failures = {f.property: f.reason for f in check_attachment(_attachment(
+        "arn:aws:lambda:us-east-1:123456789012:layer:deps", ["a", "a"]))}
+    assert set(failures) == {"layer", "functions"}
+    assert "pass a LambdaLayerBuild" in failures["layer"] and "twice" in failures["functions"]
+
+
+def test_provider_update_detaches_by_arn_only_the_functions_left_behind(lam: Any) -> None:
+    v1, v2 = _layer(lam)
+    x = _layer(lam, 1)[0]
+    fn_a, fn_b = _function(lam, [x]), _function(lam)
+    arn_a = lam.get_function_configuration(FunctionName=fn_a)["FunctionArn"]
+    provider = LayerAttachmentProvider()
+    olds = provider.create(_attachment(v1, [fn_a, fn_b])).outs
+    assert _layers_of(lam, fn_a) == [x, v1] and _layers_of(lam, fn_b) == [v1]
+
+    # fn_a named by its ARN and reached through a role in its own account: still the same
+    # function, so it keeps the layer; fn_b is no longer listed, so it loses it.
+    news = _attachment(v2, [arn_a], assume_role_arn=_role("123456789012"))
+    outs = provider.update("id", olds, news).outs
+    assert _layers_of(lam, fn_a) == [x, v2] and _layers_of(lam, fn_b) == []
+    assert outs["attached"] == {arn_a: v2}
+    provider.update("id", outs, {**news, "functions": [fn_a]})
+    assert _layers_of(lam, fn_a) == [x, v2]
+
+
+def test_provider_update_to_a_renamed_layer_takes_the_old_ones_place(lam: Any) -> None:
+    (old,) = _layer(lam, 1)
+    (renamed,) = _layer(lam, 1)
+    x, y = _layer(lam, 1)[0], _layer(lam, 1)[0]
+    fn = _function(lam, [x, old, y])
+    provider = LayerAttachmentProvider()
+    olds = provider.create(_attachment(old, [fn])).outs
+
+    provider.update("id", olds, _attachment(renamed, [fn]))
+
+    assert _layers_of(lam, fn) == [x, renamed, y]
 
 
 # --- with the patched moto: RevisionId and layers shared across accounts ------------------------

@@ -314,6 +314,12 @@ def test_manual_drift_shows_on_refresh_and_the_next_up_repairs_it(
     assert json.loads(cli.run("preview", "--refresh", "--json").stdout)["changeSummary"] == {
         "same": 3}
 
+    # Another version put in by hand: `up --refresh` reads and repairs in one go.
+    other = lam.publish_layer_version(LayerName=name, Content={"ZipFile": _zip()})["LayerVersionArn"]
+    lam.update_function_configuration(FunctionName=fn_kept, Layers=[other])
+    cli.up("--refresh")
+    assert _layers_of(lam, fn_kept) == [v1] and _layers_of(lam, fn) == [x, v1, y]
+
 
 def _attached_in_state(cli: PulumiCLI) -> dict[str, str | None]:
     (attachment,) = [r for r in cli.resources() if r["type"].endswith("LayerAttachment")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import runpy
 import shutil
@@ -19,6 +20,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
     def __init__(self) -> None:
         self.made: dict[str, tuple[str, dict[str, Any]]] = {}
+        self.stack_outputs: dict[str, Any] = {}  # what a StackReference reads
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         outputs = dict(args.inputs)
@@ -27,6 +29,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
             outputs.update(layer_arn=arn, layer_version_arn=f"{arn}:1", version=1)
         if args.typ == "aws:iam/role:Role":
             outputs["arn"] = f"arn:aws:iam::123456789012:role/{args.name}"
+        if args.typ == "pulumi:pulumi:StackReference":
+            outputs = {"name": args.name, "outputs": self.stack_outputs, "secretOutputNames": []}
         self.made[args.name] = (args.typ, args.inputs)
         return f"{args.name}-id", outputs
 
@@ -82,5 +86,27 @@ def test_python_example_function_uses_the_numpy_layer(
         _, fn_inputs = mocks.made["api"]
         assert fn_inputs["layers"] == ["arn:aws:lambda:us-east-1:123456789012:layer:python-layer-deps:1"]
         assert fn_inputs["architectures"] == ["arm64"]
+
+    return done.apply(check)
+
+
+@pulumi.runtime.test
+def test_shared_layer_consumer_attaches_the_producers_version_to_external_functions(
+        mocks: RecordingMocks, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    version_arn = "arn:aws:lambda:us-east-1:111122223333:layer:shared-deps:7"
+    mocks.stack_outputs = {"shared_layer": {
+        "layer_arn": version_arn.rsplit(":", 1)[0], "layer_version_arn": version_arn,
+        "version": 7, "runtimes": ["python3.12"], "architectures": ["x86_64"]}}
+    role = "arn:aws:iam::222233334444:role/deployer"
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps({
+        "project:producer_stack": "organization/shared-layer-producer/prod",
+        "project:functions": '["billing-worker"]', "project:assume_role_arn": role}))
+    done = _run_example("shared-layer/consumer", tmp_path, monkeypatch)
+
+    def check(_: Any) -> None:
+        typ, inputs = mocks.made["external"]
+        assert typ.endswith("LayerAttachment")
+        assert inputs["layer_version_arn"] == version_arn
+        assert inputs["functions"] == ["billing-worker"] and inputs["assume_role_arn"] == role
 
     return done.apply(check)

@@ -12,6 +12,8 @@ layer = LambdaLayerBuild(
     lock="requirements.lock",
     layer_name=cfg.get("layer_name") or "shared-deps",
     share_with=cfg.get_object("consumer_accounts") or ["222233334444"],
+    # Consumers move on their own next `up`: keep the previous version until then.
+    retain_versions=1,
     builder=cfg.get("builder") or "auto",
 )
 export_layer("shared_layer", layer)

@@ -47,6 +47,10 @@ def is_excluded(rel: str, exclude: Iterable[str] = (), slim: Iterable[str] = ())
         return True
     if len(parts) >= 2 and parts[-2] == "site-packages" and parts[-1] == ".lock":
         return True  # uv's lock file for --target installs
+    if len(parts) >= 3 and parts[-3] == "site-packages" and parts[-2] == "bin":
+        # Console scripts of a --target install: their #! line names the build machine's Python
+        # (so bytes would differ per machine) and site-packages/bin is on no PATH in Lambda.
+        return True
     slim = set(slim)
     # Test folders inside a package (pandas/tests, numpy/_core/tests) are never imported at run
     # time; a top-level package called tests is left alone.

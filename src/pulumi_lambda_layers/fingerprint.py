@@ -24,7 +24,7 @@ from .spec import LayerSpec
 from .tools import npm_command, uv_command
 
 # Bump when the build or packaging changes what bytes a given spec produces.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: console scripts (site-packages/bin) no longer packed
 
 # Lines of a requirements file that are options, not requirements; index options are kept for the
 # install but never hashed (they can carry credentials and do not decide which files get installed).

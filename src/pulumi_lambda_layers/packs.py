@@ -21,7 +21,7 @@ from .validate import Finding
 
 # Bump when what a pack holds for a key changes: its entries, their compression, or the checks
 # recorded with them (validate's binary checks).
-PACK_FORMAT = 1
+PACK_FORMAT = 2  # 2: console scripts no longer packed
 _TRAILER = struct.Struct("<Q8s")  # index length, magic; the index (JSON) sits after the data
 _MAGIC = b"PLLPACK1"
 

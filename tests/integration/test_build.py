@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
+import sys
 import zipfile
 from pathlib import Path
 
@@ -103,6 +104,19 @@ def test_local_builder_gives_equivalent_layer(docker_builds: dict[str, BuildResu
             assert set(a.namelist()) == set(b.namelist())
         assert set(_elf_machines(local.zip.path).values()) == \
             set(_elf_machines(docker.zip.path).values())
+
+
+def test_local_layer_carries_nothing_of_the_build_machine(numpy_lock: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """uv --target writes console scripts whose #! names this machine's Python: never packed."""
+    monkeypatch.setenv("PLL_CACHE_DIR", str(tmp_path / "cache"))  # packs made by this build only
+    spec = make_spec(runtime="python3.11", lock=str(numpy_lock), builder="local")
+    result = build_layer(spec, tmp_path / "local.zip")
+    machine_paths = {sys.prefix.encode(), sys.executable.encode(), str(Path.home()).encode()}
+    with zipfile.ZipFile(result.zip.path) as zf:
+        assert not [n for n in zf.namelist() if "/site-packages/bin/" in n]
+        leaks = [n for n in zf.namelist() if any(p in zf.read(n) for p in machine_paths)]
+    assert leaks == []
 
 
 def test_cli_build_prints_hash_builder_counts(numpy_lock: Path, tmp_path: Path,

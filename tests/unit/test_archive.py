@@ -170,3 +170,9 @@ def test_compression_runs_on_worker_threads_and_keeps_order(tmp_path: Path,
     names = [e.name for e, _ in archive.compressed(files, 6, workers=2)]
     assert names == [rel for rel, _ in files]
     assert threads and all(t.startswith("pll-zip") for t in threads)
+
+
+def test_console_scripts_of_a_target_install_are_not_packed() -> None:
+    assert is_excluded(f"{PREFIX}/bin/f2py")
+    assert not is_excluded(f"{PREFIX}/numpy/bin/tool")
+    assert not is_excluded("bin/tool") and not is_excluded("python/bin/tool")

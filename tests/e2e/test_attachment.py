@@ -4,15 +4,12 @@ accounts (producer/consumer through a StackReference) with `lambda-layers drift`
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
 import sys
 import threading
 import time
-import uuid
-import zipfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,13 +19,15 @@ import boto3
 import pytest
 
 from tests.conftest import client_in, role_arn, write
+from tests.lambda_fakes import handler_zip as _zip
+from tests.lambda_fakes import layers_of as _layers_of
+from tests.lambda_fakes import make_function
+from tests.lambda_fakes import uid as _uid
 from tests.e2e.pulumi_harness import PulumiCLI, PulumiProject, write_python_project
 
 ACCOUNT_A = "123456789012"  # moto's default account: the producer, and the single-account tests
 ACCOUNT_B = "222233334444"  # the consumer, in the producer's share_with
 ACCOUNT_C = "555566667777"  # not in share_with
-_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
-    "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
 
 PROGRAM = '''
 import pulumi
@@ -70,33 +69,11 @@ def pulumi_extra_env(cross_env: str, tmp_path: Path) -> dict[str, str]:
 
 # --- AWS side, made with boto3 (pulumi_aws cannot be deployed here) -----------------------------
 
-def _uid(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"  # one moto server serves the whole session
-
-
-def _zip() -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        zf.writestr("handler.py", "def handler(event, context):\n    return 1\n")
-    return buf.getvalue()
-
 
 def _other_layer(lam: Any) -> str:
     """A version ARN of some layer that is not ours."""
     return str(lam.publish_layer_version(LayerName=_uid("other"),
                                          Content={"ZipFile": _zip()})["LayerVersionArn"])
-
-
-def _function(lam: Any, iam: Any, layers: Sequence[str] = ()) -> str:
-    role = iam.create_role(RoleName=_uid("pll-fn"), AssumeRolePolicyDocument=_TRUST)["Role"]["Arn"]
-    name = _uid("fn")
-    lam.create_function(FunctionName=name, Runtime="python3.12", Role=role, Handler="handler.handler",
-                        Code={"ZipFile": _zip()}, Layers=list(layers))
-    return name
-
-
-def _layers_of(lam: Any, fn: str) -> list[str]:
-    return [item["Arn"] for item in lam.get_function_configuration(FunctionName=fn).get("Layers", [])]
 
 
 def _versions(lam: Any, layer_name: str) -> list[int]:
@@ -192,7 +169,7 @@ def test_new_version_repoints_external_functions_in_place_before_the_old_one_goe
         pulumi_project: PulumiProject, cross_env: str) -> None:
     lam, iam = boto3.client("lambda"), boto3.client("iam")
     x, y = _other_layer(lam), _other_layer(lam)
-    fn1, fn2 = _function(lam, iam, [x, y]), _function(lam, iam, [y])
+    fn1, fn2 = make_function(lam, [x, y], iam), make_function(lam, [y], iam)
     name = _uid("pll-e2e-repoint")
     cli = _project(pulumi_project, name, [fn1, fn2], position=1)
     history: list[tuple[str, dict[str, list[str]]]] = []
@@ -237,13 +214,13 @@ def test_failure_on_one_function_leaves_the_others_on_the_old_version(
         pulumi_project: PulumiProject, cross_env: str) -> None:
     lam, iam = boto3.client("lambda"), boto3.client("iam")
     x = _other_layer(lam)
-    fn_ok = _function(lam, iam, [x])
+    fn_ok = make_function(lam, [x], iam)
     full = [_other_layer(lam) for _ in range(5)]
-    fn_full = _function(lam, iam, full)
+    fn_full = make_function(lam, full, iam)
     # A function still listing a version someone deleted: Lambda refuses any new layer list for
     # it, and only on the update itself, after fn_ok has been changed.
     gone = _other_layer(lam)
-    fn_stale = _function(lam, iam, [gone])
+    fn_stale = make_function(lam, [gone], iam)
     lam.delete_layer_version(LayerName=gone.split(":")[6], VersionNumber=1)
     name = _uid("pll-e2e-fail")
     cli = _project(pulumi_project, name, [fn_ok])
@@ -289,7 +266,7 @@ def test_manual_drift_shows_on_refresh_and_the_next_up_repairs_it(
         pulumi_project: PulumiProject, cross_env: str) -> None:
     lam, iam = boto3.client("lambda"), boto3.client("iam")
     x, y = _other_layer(lam), _other_layer(lam)
-    fn, fn_kept = _function(lam, iam, [x, y]), _function(lam, iam)
+    fn, fn_kept = make_function(lam, [x, y], iam), make_function(lam, iam=iam)
     name = _uid("pll-e2e-drift")
     cli = _project(pulumi_project, name, [fn, fn_kept], position=1)
     cli.up()
@@ -345,7 +322,7 @@ def test_cross_account_consumer_follows_the_producer_and_drift_reports_stale(
     lam_b, iam_b = client_in(ACCOUNT_B), client_in(ACCOUNT_B, "iam")
     lam_c, iam_c = client_in(ACCOUNT_C), client_in(ACCOUNT_C, "iam")
     other_b = _other_layer(lam_b)
-    fn_b, fn_c = _function(lam_b, iam_b, [other_b]), _function(lam_c, iam_c)
+    fn_b, fn_c = make_function(lam_b, [other_b], iam_b), make_function(lam_c, iam=iam_c)
 
     producer = _cross_project(tmp_path, "producer", PRODUCER.format(
         layer_name=name, share_with=[ACCOUNT_B]), pulumi_extra_env)

@@ -3,10 +3,7 @@ RevisionId conflicts, drift (and its CLI), detach, and layers shared from anothe
 
 from __future__ import annotations
 
-import io
 import json
-import uuid
-import zipfile
 from typing import Any
 
 import boto3
@@ -22,23 +19,14 @@ from pulumi_lambda_layers.publish import AwsTarget, PublishError
 from pulumi_lambda_layers.resources import LayerAttachmentProvider, check_attachment
 from tests.conftest import client_in as _client_in
 from tests.conftest import role_arn as _role
+from tests.lambda_fakes import handler_zip as _zip
+from tests.lambda_fakes import layers_of as _layers_of
+from tests.lambda_fakes import make_function as _function
+from tests.lambda_fakes import uid as _uid
 
 TARGET = AwsTarget()
 ACCOUNT_B = "222233334444"
 ACCOUNT_C = "555566667777"
-_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
-    "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
-
-
-def _zip() -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        zf.writestr("handler.py", "def handler(event, context):\n    return 1\n")
-    return buf.getvalue()
-
-
-def _uid(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"  # one moto server serves the whole session
 
 
 def _layer(lam: Any, versions: int = 2) -> list[str]:
@@ -46,20 +34,6 @@ def _layer(lam: Any, versions: int = 2) -> list[str]:
     name = _uid("pll-attach")
     return [lam.publish_layer_version(LayerName=name, Content={"ZipFile": _zip()})["LayerVersionArn"]
             for _ in range(versions)]
-
-
-def _function(lam: Any, layers: list[str] | tuple[str, ...] = (), iam: Any = None) -> str:
-    """A new function with these layers (moto wants an IAM role in the function's account)."""
-    iam = iam or boto3.client("iam")
-    role = iam.create_role(RoleName=_uid("pll-fn"), AssumeRolePolicyDocument=_TRUST)["Role"]["Arn"]
-    name = _uid("fn")
-    lam.create_function(FunctionName=name, Runtime="python3.12", Role=role, Handler="handler.handler",
-                        Code={"ZipFile": _zip()}, Layers=list(layers))
-    return name
-
-
-def _layers_of(lam: Any, fn: str) -> list[str]:
-    return [item["Arn"] for item in lam.get_function_configuration(FunctionName=fn).get("Layers", [])]
 
 
 @pytest.fixture()

@@ -12,37 +12,14 @@ from typing import Any
 import pulumi
 import pytest
 
+from tests.pulumi_mocks import RecordingMocks, use_mocks
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-class RecordingMocks(pulumi.runtime.Mocks):
-    """Answers every resource with its inputs (plus ARNs for layers) and records what was made."""
-
-    def __init__(self) -> None:
-        self.made: dict[str, tuple[str, dict[str, Any]]] = {}
-        self.stack_outputs: dict[str, Any] = {}  # what a StackReference reads
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        outputs = dict(args.inputs)
-        if args.typ.endswith("LambdaLayerBuild"):
-            arn = f"arn:aws:lambda:us-east-1:123456789012:layer:{args.inputs['layer_name']}"
-            outputs.update(layer_arn=arn, layer_version_arn=f"{arn}:1", version=1)
-        if args.typ == "aws:iam/role:Role":
-            outputs["arn"] = f"arn:aws:iam::123456789012:role/{args.name}"
-        if args.typ == "pulumi:pulumi:StackReference":
-            outputs = {"name": args.name, "outputs": self.stack_outputs, "secretOutputNames": []}
-        self.made[args.name] = (args.typ, args.inputs)
-        return f"{args.name}-id", outputs
-
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
-        return {}
 
 
 @pytest.fixture
 def mocks() -> RecordingMocks:
-    m = RecordingMocks()
-    pulumi.runtime.set_mocks(m, preview=False)
-    return m
+    return use_mocks()
 
 
 def _run_example(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> pulumi.Output[Any]:

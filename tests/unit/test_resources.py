@@ -13,6 +13,7 @@ import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 
 from pulumi_lambda_layers.resources import LayerBuildProvider, check_props, diff_props
+from tests.pulumi_mocks import use_mocks
 
 OLDS: dict[str, Any] = {
     "content_hash": "a" * 64, "packages": {"six": "1.16.0"}, "runtime": "python3.11",
@@ -67,21 +68,9 @@ def test_check_reports_each_bad_property() -> None:
     assert check_props(OLDS) == []
 
 
-class _Mocks(pulumi.runtime.Mocks):
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        outputs = dict(args.inputs)
-        if args.typ.endswith("LambdaLayerBuild"):
-            arn = f"arn:aws:lambda:us-east-1:123456789012:layer:{args.inputs['layer_name']}"
-            outputs.update(layer_arn=arn, layer_version_arn=f"{arn}:7", version=7)
-        return f"{args.name}-id", outputs
-
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
-        return {}
-
-
 @pytest.fixture
 def mocked_pulumi() -> None:
-    pulumi.runtime.set_mocks(_Mocks(), preview=False)
+    use_mocks(layer_version=7)
 
 
 @pulumi.runtime.test

@@ -13,6 +13,7 @@ import pytest
 from pulumi_lambda_layers.resources import check_props, diff_props
 from pulumi_lambda_layers.runtimes import RUNTIMES
 from pulumi_lambda_layers.smoke import _result, _Run, lambda_environment, layer_imports
+from tests.pulumi_mocks import RecordingMocks, use_mocks
 
 PROPS: dict[str, Any] = {
     "content_hash": "a" * 64, "runtime": "python3.11", "architecture": "x86_64",
@@ -45,24 +46,13 @@ def test_smoke_options_never_change_the_layer() -> None:
     assert diff_props(news, {**news, "smoke_test": False, "smoke_image": None}).changes is False
 
 
-class _Mocks(pulumi.runtime.Mocks):
-    inputs: dict[str, dict[str, Any]] = {}
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        self.inputs[args.name] = dict(args.inputs)
-        return f"{args.name}-id", dict(args.inputs)
-
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
-        return {}
-
-
 @pytest.fixture
-def mocked_pulumi() -> None:
-    pulumi.runtime.set_mocks(_Mocks(), preview=False)
+def mocked_pulumi() -> RecordingMocks:
+    return use_mocks()
 
 
 @pulumi.runtime.test
-def test_smoke_options_reach_the_provider_but_not_the_content_hash(mocked_pulumi: None, tmp_path: Path) -> Any:
+def test_smoke_options_reach_the_provider_but_not_the_content_hash(mocked_pulumi: RecordingMocks, tmp_path: Path) -> Any:
     from pulumi_lambda_layers import LambdaLayerBuild
 
     lock = tmp_path / "requirements.lock"
@@ -73,9 +63,9 @@ def test_smoke_options_reach_the_provider_but_not_the_content_hash(mocked_pulumi
 
     def check(hashes: list[str]) -> None:
         assert len(hashes[0]) == 64 and hashes[0] == hashes[1]
-        assert (_Mocks.inputs["plain"]["smoke_test"], _Mocks.inputs["plain"].get("smoke_image")) \
+        assert (mocked_pulumi.made["plain"][1]["smoke_test"], mocked_pulumi.made["plain"][1].get("smoke_image")) \
             == (False, None)
-        assert (_Mocks.inputs["smoked"]["smoke_test"], _Mocks.inputs["smoked"]["smoke_image"]) \
+        assert (mocked_pulumi.made["smoked"][1]["smoke_test"], mocked_pulumi.made["smoked"][1]["smoke_image"]) \
             == (["six"], "img:1")
 
     return pulumi.Output.all(plain.content_hash, smoked.content_hash).apply(check)

@@ -163,12 +163,16 @@ def make_methods(docker: DockerOptions | None, log: Callable[[str], None]) -> li
 # --- running -------------------------------------------------------------------------------------
 
 
+CACHE_VARIABLES = {"PIP_CACHE_DIR": "pip", "UV_CACHE_DIR": "uv", "PLL_CACHE_DIR": "project"}
+
+
 @contextmanager
 def caches_in(cache: Path) -> Iterator[None]:
-    """Point pip and uv (also when the project runs it) at cache, so 'cold' really starts empty."""
-    saved = {key: os.environ.get(key) for key in ("PIP_CACHE_DIR", "UV_CACHE_DIR")}
-    os.environ["PIP_CACHE_DIR"] = str(cache / "pip")
-    os.environ["UV_CACHE_DIR"] = str(cache / "uv")
+    """Point pip, uv (also when the project runs it) and the project's own cache (finished zips,
+    packs, uv export answers) at cache, so 'cold' really starts empty and 'warm' keeps them."""
+    saved = {key: os.environ.get(key) for key in CACHE_VARIABLES}
+    for key, folder in CACHE_VARIABLES.items():
+        os.environ[key] = str(cache / folder)
     try:
         yield
     finally:
@@ -273,9 +277,9 @@ def notes(target: Target, repeat: int, methods: list[Method], docker_skipped: bo
         f"target: {target.runtime.id} {target.arch}, {target.requirements.name}: "
         + ", ".join(line.strip() for line in target.requirements.read_text().splitlines()
                     if line.strip() and not line.lstrip().startswith("#")),
-        f"median of {repeat} run(s); cold = empty pip/uv caches, "
-        "warm = the cache the cold run left; ratios are method time / this project's local "
-        "builder time (below 1 = faster)",
+        f"median of {repeat} run(s); cold = empty pip/uv caches and project cache "
+        "(PLL_CACHE_DIR), warm = the caches the cold run left; ratios are method time / this "
+        "project's local builder time (below 1 = faster)",
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average {load} at the end; "
         "timings are noisy when other work runs at the same time",
         "zip MB = compressed size of the layer zip (10^6 bytes)",

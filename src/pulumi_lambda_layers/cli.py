@@ -12,6 +12,16 @@ from .errors import LayerError, SmokeError, SpecError, ValidationError
 from .runtimes import ARCHITECTURES, RUNTIMES, check_architecture, get_runtime
 from .spec import BUILDERS, LOCK_NAMES, SLIM_SWITCHES, LayerSpec, spec_from_dict
 
+FROZEN_HELP = ("never resolve: fail unless a lock gives every version (package.json needs "
+               "package-lock.json beside it; requirements need --locked)")
+# --frozen refusals, worded for the command line (the library's fixes name frozen=, lock=).
+_FROZEN_FIXES = {
+    "package_json": "commit package-lock.json beside it (`npm install --package-lock-only`), "
+                    "or drop --frozen",
+    "requirements": "pass --locked with a fully pinned file, or give uv.lock / poetry.lock, "
+                    "or drop --frozen",
+}
+
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (0 ok, 1 build or validation failed, 2 bad input)."""
@@ -43,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("-o", "--output", required=True, type=Path, help="where to write the zip")
     b.add_argument("--locked", action="store_true",
                    help="treat a requirements file as a lock (every line pinned with ==)")
+    b.add_argument("--frozen", action="store_true", help=FROZEN_HELP)
     b.add_argument("--builder", choices=BUILDERS, default="auto")
     b.add_argument("--image", help="build image (default: the AWS SAM build image)")
     b.add_argument("--network", dest="network_mode", help="docker network mode, e.g. host")
@@ -66,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     _target_args(h)
     h.add_argument("source")
     h.add_argument("--locked", action="store_true")
+    h.add_argument("--frozen", action="store_true", help=FROZEN_HELP)
     h.add_argument("--builder", choices=BUILDERS, default="auto")
     h.add_argument("--image")
     h.set_defaults(func=_hash)
@@ -137,7 +149,16 @@ def _spec(args: argparse.Namespace) -> LayerSpec:
         values["exclude"] = args.exclude
     if getattr(args, "slim", None):
         values["slim"] = args.slim
-    return spec_from_dict(values)
+    if getattr(args, "frozen", False):
+        values["frozen"] = True
+    try:
+        return spec_from_dict(values)
+    except SpecError as exc:
+        if exc.argument != "frozen":
+            raise
+        problem = (f"{source.name} is resolved on every run (not a lock), which --frozen forbids"
+                   if kind == "requirements" else exc.problem)
+        raise SpecError("--frozen", problem, _FROZEN_FIXES.get(kind, exc.fix)) from None
 
 
 def _build(args: argparse.Namespace) -> int:

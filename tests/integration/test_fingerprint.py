@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
+import zipfile
+from base64 import urlsafe_b64encode
 from pathlib import Path
 
 import pytest
@@ -37,11 +40,46 @@ def test_unpinned_requirements_resolve_transitively(tmp_path: Path) -> None:
     assert all(fp.packages.values())
 
 
-def test_transitive_change_changes_hash(tmp_path: Path) -> None:
-    one = write(tmp_path / "one/requirements.txt", "requests==2.32.3\nurllib3==2.2.1\n")
-    two = write(tmp_path / "two/requirements.txt", "requests==2.32.3\nurllib3==2.2.2\n")
-    assert _hash(runtime="python3.11", requirements=str(one)) != \
-        _hash(runtime="python3.11", requirements=str(two))
+def _wheel(index: Path, name: str, version: str, requires: tuple[str, ...] = ()) -> Path:
+    """Write a minimal pure-Python wheel of name==version (Requires-Dist: requires) into index."""
+    dist = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}/__init__.py": f"VERSION = {version!r}\n",
+        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+                            + "".join(f"Requires-Dist: {r}\n" for r in requires),
+        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: pll-tests\nRoot-Is-Purelib: true\n"
+                         "Tag: py3-none-any\n",
+    }
+    def digest(text: str) -> str:
+        return urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+
+    record = [f"{path},sha256={digest(text)},{len(text.encode())}"
+              for path, text in files.items()]
+    files[f"{dist}/RECORD"] = "\n".join([*record, f"{dist}/RECORD,,"]) + "\n"
+    index.mkdir(parents=True, exist_ok=True)
+    path = index / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as zf:
+        for member, text in files.items():
+            zf.writestr(member, text)
+    return path
+
+
+def test_transitive_upgrade_changes_hash(tmp_path: Path) -> None:
+    # A local index: pll-a (unpinned below) needs pll-b>=1. Only a new release of pll-b changes;
+    # the requirements file stays byte for byte the same, so only the transitive pin can move it.
+    index = tmp_path / "index"
+    _wheel(index, "pll_a", "1.0", ("pll-b>=1",))
+    _wheel(index, "pll_b", "1.0")
+    req = write(tmp_path / "requirements.txt", f"--no-index\n--find-links {index}\npll-a\n")
+    spec = make_spec(runtime="python3.11", requirements=str(req))
+    before = fingerprint(spec)
+    assert before.packages == {"pll-a": "1.0", "pll-b": "1.0"}
+    assert fingerprint(spec).content_hash == before.content_hash  # same index, same hash
+    _wheel(index, "pll_b", "1.1")
+    after = fingerprint(spec)
+    assert after.packages == {"pll-a": "1.0", "pll-b": "1.1"}
+    assert after.content_hash != before.content_hash
+    assert "pll-b==1.1" in after.install_files["requirements.txt"]
 
 
 def test_pin_arch_image_and_builder_change_hash(tmp_path: Path) -> None:

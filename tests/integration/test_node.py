@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import struct
+import subprocess
 import zipfile
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import pytest
 
 from pulumi_lambda_layers import SpecError, make_spec
 from pulumi_lambda_layers.build import BuildResult, build_layer
+from pulumi_lambda_layers.cli import main as cli
 from pulumi_lambda_layers.function_zip import package_function
 from pulumi_lambda_layers.runtimes import RUNTIMES
 from pulumi_lambda_layers.validate import inspect_zip
@@ -89,6 +92,60 @@ def test_frozen_needs_a_lock(tmp_path: Path) -> None:
     req = write(tmp_path / "requirements.txt", "six\n")
     with pytest.raises(SpecError, match="frozen forbids"):
         make_spec(runtime="python3.12", requirements=str(req), frozen=True)
+
+
+def test_cli_frozen_refuses_package_json_without_lock(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = write(tmp_path / "src/package.json", json.dumps(
+        {"name": "l", "version": "1.0.0", "dependencies": {"is-number": "7.0.0"}}))
+    out = tmp_path / "layer.zip"
+    base = ["--runtime", "nodejs20.x", "--frozen"]
+    assert cli(["build", str(manifest), *base, "--builder", "local", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "error: --frozen:" in err and "no package-lock.json beside it" in err, err
+    assert "npm install --package-lock-only" in err and "drop --frozen" in err, err
+    assert not out.exists()
+    assert cli(["hash", str(manifest), *base]) == 2
+    assert "--frozen" in capsys.readouterr().err
+    req = write(tmp_path / "py/requirements.txt", "six\n")
+    assert cli(["hash", str(req), "--runtime", "python3.12", "--frozen"]) == 2
+    err = capsys.readouterr().err
+    assert "error: --frozen: requirements.txt is resolved on every run" in err, err
+    assert "--locked" in err, err
+    # With the lock beside it, --frozen reads it as it is.
+    _npm_lock(manifest.parent)
+    assert cli(["hash", str(manifest), *base, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["packages"] == {"is-number": "7.0.0"}
+
+
+def _npm_lock(project: Path) -> Path:
+    """Write package-lock.json for project/package.json with npm, as a developer commits it."""
+    npm = shutil.which("npm")
+    assert npm, "npm is missing: install Node.js and npm"
+    subprocess.run([npm, "install", "--package-lock-only", "--ignore-scripts", "--no-audit",
+                    "--no-fund"], cwd=project, check=True, capture_output=True)
+    return project / "package-lock.json"
+
+
+def test_committed_lock_with_dev_dependency_builds_production_only(tmp_path: Path) -> None:
+    # is-odd (a devDependency) brings its own is-number 6 nested under it; neither may ship.
+    manifest = write(tmp_path / "src/package.json", json.dumps({
+        "name": "l", "version": "1.0.0", "dependencies": {"is-number": "7.0.0"},
+        "devDependencies": {"is-odd": "3.0.1"}}))
+    lock = json.loads(_npm_lock(manifest.parent).read_text())["packages"]
+    assert lock["node_modules/is-odd"]["dev"] is True  # the lock really holds the dev package
+    spec = make_spec(runtime="nodejs20.x", package_json=str(manifest), builder="local",
+                     frozen=True)
+    result = build_layer(spec, tmp_path / "layer.zip", log=lambda _m: None)
+    assert result.builder == "local" and result.report.ok, str(result.report)
+    assert result.packages == {"is-number": "7.0.0"}
+    with zipfile.ZipFile(result.zip.path) as zf:
+        names = zf.namelist()
+        shipped = json.loads(zf.read("nodejs/node_modules/is-number/package.json"))
+        assert shipped["version"] == "7.0.0"
+    assert not [n for n in names if "is-odd" in n], names
+    assert all(n.startswith("nodejs/node_modules/is-number/") or n.endswith("/")
+               or n == "nodejs/node_modules/.package-lock.json" for n in names), names
 
 
 def _extract(zip_path: Path, dest: Path) -> None:

@@ -8,7 +8,6 @@ import hashlib
 import os
 import stat
 import tempfile
-import zlib
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -16,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import BuildError
-from .rawzip import DEFLATED, Entry, compress, stored, write_zip
+from .rawzip import Entry, compress, stored, write_zip
 
 
 # Never packed: bytecode is rebuilt by the runtime and differs per machine; these dist-info files
@@ -115,9 +114,8 @@ def make_zip(root: Path, output: Path, exclude: Iterable[str] = (), slim: Iterab
                      output.stat().st_size, unzipped, len(entries))
 
 
-# Files read whole below this size; bigger ones are streamed through the compressor.
-_WHOLE_FILE = 1 << 20
-# Uncompressed bytes being compressed or waiting to be written at any time: bounds memory.
+# Uncompressed bytes being compressed or waiting to be written at any time: bounds memory. A file
+# bigger than this is compressed alone, so peak memory stays near twice the largest file.
 _IN_FLIGHT = 64 << 20
 _MAX_PENDING = 1024
 
@@ -126,7 +124,8 @@ def compressed(files: Sequence[tuple[str, Path | str]], level: int = 6,
                workers: int | None = None) -> Iterator[tuple[Entry, list[bytes]]]:
     """(entry, compressed chunks) of each (zip path, file or symlink target), in the order given.
 
-    Files are deflated on every core at once (zlib releases the GIL); results come back in order.
+    Files are deflated on every core at once (libdeflate releases the GIL); results come back in
+    order.
     """
     workers = workers or os.cpu_count() or 1
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pll-zip") as pool:
@@ -154,20 +153,9 @@ def _compress_one(rel: str, full: Path | str, level: int) -> tuple[Entry, list[b
         return entry, [data]
     mode = stat.S_IFREG | (0o755 if os.access(full, os.X_OK) else 0o644)
     with open(full, "rb") as src:
-        head = src.read(_WHOLE_FILE)
-        if len(head) < _WHOLE_FILE:
-            entry, data = compress(rel, mode, head, level)
-            return entry, [data]
-        # Same raw deflate stream as one call over the whole file, without holding the file.
-        c = zlib.compressobj(level, zlib.DEFLATED, -15)
-        crc, size, out = 0, 0, []
-        chunk = head
-        while chunk:
-            crc, size = zlib.crc32(chunk, crc), size + len(chunk)
-            out.append(c.compress(chunk))
-            chunk = src.read(_WHOLE_FILE)
-        out.append(c.flush())
-    return Entry(rel, mode, DEFLATED, crc, size, sum(map(len, out))), out
+        data = src.read()
+    entry, packed = compress(rel, mode, data, level)
+    return entry, [packed]
 
 
 def collect(root: Path, exclude: tuple[str, ...],

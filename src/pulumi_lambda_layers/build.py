@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -70,22 +72,25 @@ def build_layer(spec: LayerSpec, output: str | Path, log: Callable[[str], None] 
                 log(f"cache: got {fp.content_hash[:16]} from s3://{cache_bucket}/{cache_prefix}")
         if hit is not None:
             return _from_cache(spec, fp, hit, output, log)
-    with tempfile.TemporaryDirectory(prefix="pll-build-") as work:
-        staged, outcome, checked, packed = _package(spec, fp, Path(work), log)
+    work = Path(tempfile.mkdtemp(prefix="pll-build-"))
+    try:
+        staged, outcome, checked, packed = _package(spec, fp, work, log)
         report = inspect_zip(staged.path, spec.runtime, spec.architecture, checked)
         log(f"validate: {'ok' if report.ok else 'FAILED'} ({staged.file_count} files, "
             f"{staged.zipped_size:,} bytes zipped, {staged.unzipped_size:,} unzipped)")
         if not report.ok:
             raise ValidationError(report)
-        final = _install(staged, output)
-        if use_cache:
-            cache.store(fp.content_hash, final.path, final.sha256,
-                        {"builder": outcome.builder, "builder_reason": outcome.reason,
-                         "report": report.to_dict()})
-            if cache_bucket:
-                cache.push(cache_target or _default_target(), cache_bucket, cache_prefix,
-                           fp.content_hash)
-                log(f"cache: put {fp.content_hash[:16]} in s3://{cache_bucket}/{cache_prefix}")
+        final = _install(staged, output, move=True)
+    finally:
+        discard(work)
+    if use_cache:
+        cache.store(fp.content_hash, final.path, final.sha256,
+                    {"builder": outcome.builder, "builder_reason": outcome.reason,
+                     "report": report.to_dict()})
+        if cache_bucket:
+            cache.push(cache_target or _default_target(), cache_bucket, cache_prefix,
+                       fp.content_hash)
+            log(f"cache: put {fp.content_hash[:16]} in s3://{cache_bucket}/{cache_prefix}")
     warnings = [f.message for f in report.findings if f.severity == "warning"]
     return BuildResult(fp.content_hash, fp.packages, outcome.builder, outcome.reason, final,
                        report, warnings, packed)
@@ -152,16 +157,28 @@ def _default_target() -> AwsTarget:
     return AwsTarget()
 
 
-def _install(staged: ZipResult, output: Path) -> ZipResult:
-    """Move the validated zip to its place atomically (copy + rename across file systems)."""
+def _install(staged: ZipResult, output: Path, move: bool = False) -> ZipResult:
+    """Put the validated zip at output atomically: renamed there (move) or hard-linked when on the
+    same file system, copied otherwise. A link to a cached zip is safe: the cache checks every
+    zip's sha256 before use, so a zip changed through output is never served again."""
     output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".pll-", suffix=".zip", dir=output.parent)
-    os.close(fd)
+    # Staged files are made private (mkstemp); the layer zip is an ordinary readable artifact.
+    os.chmod(staged.path, 0o644)
     try:
-        shutil.copyfile(staged.path, tmp)
-        os.replace(tmp, output)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return ZipResult(output, staged.sha256, staged.code_sha256, staged.zipped_size,
-                     staged.unzipped_size, staged.file_count)
+        if not move:
+            raise OSError("link or copy")
+        os.replace(staged.path, output)
+    except OSError:  # not asked to move, or another file system
+        cache.place(staged.path, output)
+    return dataclasses.replace(staged, path=output)
+
+
+def discard(folder: Path) -> None:
+    """Remove a scratch folder without waiting for it: unlinking thousands of installed files
+    takes a noticeable part of a build, and nothing needs them gone before the build returns."""
+    try:
+        subprocess.Popen(["rm", "-rf", "--", str(folder)], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
+    except OSError:  # no rm (not a POSIX system): remove it here
+        shutil.rmtree(folder, ignore_errors=True)

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -61,16 +62,8 @@ def facts(content_hash: str) -> dict[str, Any] | None:
 def store(content_hash: str, built: Path, sha256: str, about: dict[str, Any]) -> Path:
     """Copy a built, validated zip into the cache with its facts; returns its cached path."""
     path = zip_path(content_hash)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if built.resolve() != path.resolve():
-        fd, tmp = tempfile.mkstemp(prefix=".pll-", suffix=".zip", dir=path.parent)
-        os.close(fd)
-        try:
-            shutil.copyfile(built, tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        place(built, path)
     _write_atomic(path.with_suffix(".json"), json.dumps({**about, "sha256": sha256}).encode())
     record(content_hash, sha256)
     return path
@@ -124,6 +117,22 @@ def push(target: AwsTarget, bucket: str, prefix: str, content_hash: str) -> None
     publish.upload_object(target, bucket, remote_key(prefix, content_hash, ".zip"), path)
     publish.upload_object(target, bucket, remote_key(prefix, content_hash, ".json"),
                           path.with_suffix(".json"))
+
+
+def place(src: Path, dst: Path) -> None:
+    """Make dst hold src's bytes, atomically: a hard link when both are on one file system (no
+    bytes copied), a copy otherwise. Callers never write into either file afterwards."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".pll-{os.getpid()}-{uuid.uuid4().hex[:8]}-{dst.name}")
+    try:
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

@@ -19,6 +19,7 @@ from packaging.utils import canonicalize_name
 
 from .errors import ResolveError, SpecError
 from .archive import is_excluded
+from .rawzip import DEFLATE
 from .runtimes import NPM_CPU, UNAME_MACHINE, Runtime
 from .spec import LayerSpec
 from .tools import npm_command, uv_command
@@ -76,6 +77,7 @@ def fingerprint(spec: LayerSpec) -> Fingerprint:
         "image": None if spec.builder == "local" or kind == "source_dir" else spec.build_image,
         "exclude": sorted(spec.exclude),
         "slim": list(spec.slim),
+        "compressor": DEFLATE,  # another compressor (or version) makes other zip bytes
     }
     blob = json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
     return Fingerprint(hashlib.sha256(blob).hexdigest(), packages, files, canonical)

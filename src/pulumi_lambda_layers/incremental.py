@@ -17,10 +17,11 @@ from . import packs
 from .archive import ZipResult, collect
 from .builders.local import LocalBuilder
 from .fingerprint import Fingerprint
+from .rawzip import DEFLATE
 from .spec import LayerSpec
 from .validate import Finding, check_binary
 
-COMPRESS_LEVEL = 6  # zlib's default; the level make_zip uses, so both paths give the same bytes
+COMPRESS_LEVEL = 6  # the level make_zip uses, so both paths give the same bytes
 
 
 class NotSplittable(Exception):
@@ -107,6 +108,7 @@ def package_key(spec: LayerSpec, options: list[str], line: str) -> str:
         "platform": spec.runtime.manylinux_platform(spec.architecture),
         "prefix": spec.runtime.layer_prefix, "builder": "local",
         "exclude": sorted(spec.exclude), "slim": list(spec.slim), "level": COMPRESS_LEVEL,
+        "compressor": DEFLATE,
     }
     blob = json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()

@@ -9,6 +9,7 @@ import os
 import struct
 import tempfile
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -21,7 +22,7 @@ from .validate import Finding
 
 # Bump when what a pack holds for a key changes: its entries, their compression, or the checks
 # recorded with them (validate's binary checks).
-PACK_FORMAT = 2  # 2: console scripts no longer packed
+PACK_FORMAT = 2  # 2: console scripts no longer packed (the compressor is in every key too)
 _TRAILER = struct.Struct("<Q8s")  # index length, magic; the index (JSON) sits after the data
 _MAGIC = b"PLLPACK1"
 
@@ -80,6 +81,10 @@ def create(key: str, files: Sequence[tuple[str, Path | str]], level: int, check:
     fd, tmp_name = tempfile.mkstemp(prefix=".pll-", suffix=".pack", dir=path.parent)
     rows: list[tuple[Entry, int]] = []
     digest = hashlib.sha256()
+    # The binary checks (pure Python, holding the GIL) run beside the compression (which does not).
+    checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pll-check")
+    checking = checker.submit(lambda: {rel: found for rel, full in files if isinstance(full, Path)
+                                       for found in [check(rel, full)] if found})
     try:
         with os.fdopen(fd, "wb") as out:
             offset = 0
@@ -89,8 +94,7 @@ def create(key: str, files: Sequence[tuple[str, Path | str]], level: int, check:
                     out.write(chunk)
                     digest.update(chunk)
                 offset += entry.csize
-            findings = {rel: found for rel, full in files if isinstance(full, Path)
-                        for found in [check(rel, full)] if found}
+            findings = checking.result()
             index = json.dumps({"key": key, "data_sha256": digest.hexdigest(),
                                 "entries": [[*_fields(e), off] for e, off in rows],
                                 "findings": {k: [asdict(f) for f in v] for k, v in findings.items()}},
@@ -101,6 +105,8 @@ def create(key: str, files: Sequence[tuple[str, Path | str]], level: int, check:
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
+    finally:
+        checker.shutdown(wait=True, cancel_futures=True)
     return Pack(key, path, tuple(rows), findings)
 
 

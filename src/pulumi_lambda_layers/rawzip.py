@@ -14,9 +14,16 @@ import struct
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from importlib.metadata import version
 from typing import Protocol
 
+import deflate
+
 STORED, DEFLATED = 0, 8
+# The compressor is libdeflate: at zlib's level 6 it is about 3x faster than zlib and its output
+# is smaller. Its bytes are part of every layer's CodeSha256, so its name and version are an input
+# of every content hash and pack key (fingerprint.FORMAT_VERSION, packs.PACK_FORMAT).
+DEFLATE = f"libdeflate (deflate {version('deflate')})"
 _VERSION = 20  # "2.0": deflate, what zipfile writes for these entries
 _UNIX = 3
 _UTF8_FLAG = 0x800
@@ -51,9 +58,12 @@ class Entry:
 
 
 def compress(name: str, mode: int, data: bytes, level: int) -> tuple[Entry, bytes]:
-    """Deflate data the way zipfile does (raw deflate, wbits -15); returns the entry and its bytes."""
-    c = zlib.compressobj(level, zlib.DEFLATED, -15)
-    packed = c.compress(data) + c.flush()
+    """Raw-deflate data (zip method 8) with libdeflate; returns the entry and its bytes.
+
+    libdeflate compresses whole buffers only (no streaming), so a file is held in memory while it
+    is compressed: about twice its size, one big file at a time (archive.compressed's budget).
+    """
+    packed = deflate.deflate_compress(data, level)
     return Entry(name, mode, DEFLATED, zlib.crc32(data), len(data), len(packed)), packed
 
 

@@ -6,8 +6,10 @@ import os
 import stat
 import time
 import zipfile
+import zlib
 from pathlib import Path
 
+import deflate
 import pytest
 
 from pulumi_lambda_layers.errors import BuildError
@@ -106,10 +108,28 @@ def test_installer_droppings_are_not_packed() -> None:
     assert not is_excluded(f"{PREFIX}/pkg/.lock")
 
 
-def _zipfile_reference(root: Path, out: Path) -> None:
-    """The layer zip as the standard zipfile module writes it (what make_zip wrote before)."""
+class _LibdeflateLikeZlib:
+    """zipfile's compressor interface over libdeflate (whole buffer at flush), for the reference."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def compress(self, data: bytes) -> bytes:
+        self.data += data
+        return b""
+
+    def flush(self) -> bytes:
+        return deflate.deflate_compress(bytes(self.data), 6)
+
+
+def _zipfile_reference(root: Path, out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The layer zip as the standard zipfile module writes it, with libdeflate as its compressor:
+    zipfile decides every header byte, libdeflate the data (what make_zip must match)."""
     from pulumi_lambda_layers.archive import collect
 
+    real = zipfile._get_compressor  # type: ignore[attr-defined]
+    monkeypatch.setattr(zipfile, "_get_compressor", lambda kind, level=None:
+                        _LibdeflateLikeZlib() if kind == zipfile.ZIP_DEFLATED else real(kind, level))
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
         for rel, full in collect(root, (), ()):
             info = zipfile.ZipInfo(rel, (1980, 1, 1, 0, 0, 0))
@@ -125,21 +145,22 @@ def _zipfile_reference(root: Path, out: Path) -> None:
             with open(full, "rb") as src, zf.open(info, "w") as dst:
                 while chunk := src.read(1 << 20):
                     dst.write(chunk)
+    monkeypatch.setattr(zipfile, "_get_compressor", real)
 
 
-def test_raw_writer_matches_zipfile_byte_for_byte(tmp_path: Path) -> None:
-    # make_zip writes entries itself (so cached compressed entries can be copied); its bytes must
-    # stay those of the zipfile module: existing layers keep their CodeSha256.
+def test_raw_writer_matches_zipfile_byte_for_byte(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # make_zip writes entries itself (so cached compressed entries can be copied); its framing must
+    # stay that of the zipfile module, so any zip reader takes it exactly as it takes zipfile's.
     root = tmp_path / "root"
     _tree(root, [f"{PREFIX}/pkg/__init__.py", f"{PREFIX}/pkg/bin/tool",
                  f"{PREFIX}/pkg-1.0.dist-info/METADATA"])
     write(root / f"{PREFIX}/pkg/empty.py", "")
     write(root / f"{PREFIX}/pkg/données/é.txt", "non-ascii name\n")
     rng = __import__("random").Random(7)
-    big = bytes(rng.getrandbits(8) for _ in range(300_000)) * 12  # over 1 MiB: streamed
+    big = bytes(rng.getrandbits(8) for _ in range(300_000)) * 12  # over 1 MiB
     (root / f"{PREFIX}/pkg/big.bin").write_bytes(big)
     os.symlink("__init__.py", root / f"{PREFIX}/pkg/alias.py")
-    _zipfile_reference(root, tmp_path / "reference.zip")
+    _zipfile_reference(root, tmp_path / "reference.zip", monkeypatch)
     result = make_zip(root, tmp_path / "raw.zip")
     assert (tmp_path / "raw.zip").read_bytes() == (tmp_path / "reference.zip").read_bytes()
     assert result.unzipped_size == sum(i.file_size for i in
@@ -147,6 +168,14 @@ def test_raw_writer_matches_zipfile_byte_for_byte(tmp_path: Path) -> None:
     with zipfile.ZipFile(tmp_path / "raw.zip") as zf:
         assert zf.testzip() is None
         assert zf.read(f"{PREFIX}/pkg/big.bin") == big
+
+
+def test_libdeflate_output_is_smaller_than_zlibs_at_the_same_level(tmp_path: Path) -> None:
+    # Why the compressor is libdeflate: faster (bench/) and never bigger on layer-like content.
+    text = b"".join(b"def f%d(x):\n    return x * %d  # comment %d\n" % (i, i, i % 97)
+                    for i in range(20_000))
+    z = zlib.compressobj(6, zlib.DEFLATED, -15)
+    assert len(deflate.deflate_compress(text, 6)) < len(z.compress(text) + z.flush())
 
 
 def test_compression_runs_on_worker_threads_and_keeps_order(tmp_path: Path,

@@ -37,7 +37,7 @@ class LocalBuilder:
             reqs.write_text(fp.install_files["requirements.txt"])
             cmd = [*uv_command(), "pip", "install", "--no-deps", "--only-binary", ":all:",
                    "--target", str(target), "--python-platform", platform,
-                   "--python-version", spec.runtime.version, "--link-mode", "copy",
+                   "--python-version", spec.runtime.version, "--link-mode", "hardlink",
                    "-r", str(reqs)]
             log(f"local: uv pip install {len(fp.packages)} packages for {platform} "
                 f"py{spec.runtime.version}")

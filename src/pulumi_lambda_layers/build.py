@@ -13,16 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import cache, incremental
+from . import cache
 from .archive import ZipResult, file_sha256, make_zip
-from .builders import NoCompatibleWheel, Outcome, run_builder
 from .errors import ValidationError
 from .fingerprint import Fingerprint, fingerprint
-from .incremental import PackStats
 from .spec import LayerSpec
 from .validate import Finding, Report, inspect_zip
 
 if TYPE_CHECKING:
+    from .builders import Outcome
+    from .incremental import PackStats
     from .publish import AwsTarget
 
 
@@ -102,6 +102,10 @@ def _package(spec: LayerSpec, fp: Fingerprint, work: Path,
     """Install and zip: Python with a local build package by package (reusing cached packs),
     anything else whole. Returns the zip, who built it, the entries already binary-checked and,
     package by package, what was reused."""
+    # Imported here, not at the top: a cache hit never builds and starts faster without them.
+    from . import incremental
+    from .builders import NoCompatibleWheel, Outcome, run_builder
+
     staged = work / "layer.zip"
     if spec.source.kind == "source_dir":
         log(f"package: zipping {spec.source.path.name}")

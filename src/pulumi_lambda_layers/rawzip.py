@@ -14,7 +14,6 @@ import struct
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from importlib.metadata import version
 from typing import Protocol
 
 import deflate
@@ -23,7 +22,9 @@ STORED, DEFLATED = 0, 8
 # The compressor is libdeflate: at zlib's level 6 it is about 3x faster than zlib and its output
 # is smaller. Its bytes are part of every layer's CodeSha256, so its name and version are an input
 # of every content hash and pack key (fingerprint.FORMAT_VERSION, packs.PACK_FORMAT).
-DEFLATE = f"libdeflate (deflate {version('deflate')})"
+# Kept equal to pyproject's pin (a unit test checks the installed version against it); read from
+# package metadata, it would cost every start-up an importlib.metadata import.
+DEFLATE = "libdeflate (deflate 0.9.0)"
 _VERSION = 20  # "2.0": deflate, what zipfile writes for these entries
 _UNIX = 3
 _UTF8_FLAG = 0x800

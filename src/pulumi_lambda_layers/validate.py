@@ -12,12 +12,13 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Literal, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, cast
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-from elftools.elf.gnuversions import GNUVerNeedSection, GNUVerSymSection
-from packaging.tags import Tag, parse_tag
+# pyelftools and packaging.tags load only where a zip is checked: a cache hit reads a stored
+# Report and never needs them (their import is a third of the CLI's start-up).
+if TYPE_CHECKING:
+    from elftools.elf.elffile import ELFFile
+    from packaging.tags import Tag
 
 from .errors import ValidationError
 from .runtimes import ELF_MACHINE, UNAME_MACHINE, Architecture, Runtime
@@ -516,6 +517,9 @@ def check_foreign(path: str, head: bytes) -> list[Finding]:
 
 def check_elf(path: str, stream: BinaryIO, runtime: Runtime, arch: Architecture) -> list[Finding]:
     """Machine type and newest glibc symbol version of one ELF file."""
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
     try:
         elf = ELFFile(stream)
         findings: list[Finding] = []
@@ -535,6 +539,8 @@ def check_elf(path: str, stream: BinaryIO, runtime: Runtime, arch: Architecture)
 
 
 def _check_glibc(path: str, elf: ELFFile, runtime: Runtime, arch: Architecture) -> list[Finding]:
+    from elftools.elf.gnuversions import GNUVerNeedSection
+
     newest: tuple[tuple[int, ...], str, int] | None = None
     for section in elf.iter_sections():
         if not isinstance(section, GNUVerNeedSection):
@@ -564,6 +570,8 @@ def _check_glibc(path: str, elf: ELFFile, runtime: Runtime, arch: Architecture) 
 
 def _symbols_with_version(elf: ELFFile, index: int, limit: int = 3) -> list[str]:
     # Naming the symbol tells the user which call pulled the new glibc in.
+    from elftools.elf.gnuversions import GNUVerSymSection
+
     versym = next((s for s in elf.iter_sections() if isinstance(s, GNUVerSymSection)), None)
     if versym is None:
         return []
@@ -611,6 +619,8 @@ def check_extension_names(names: Iterable[str], runtime: Runtime) -> list[Findin
 def check_wheel_tags(zf: zipfile.ZipFile, files: Iterable[zipfile.ZipInfo], runtime: Runtime,
                      arch: Architecture) -> list[Finding]:
     """A wheel's WHEEL file says what it was built for; one matching tag is enough."""
+    from packaging.tags import parse_tag
+
     findings: list[Finding] = []
     for info in files:
         parts = info.filename.split("/")

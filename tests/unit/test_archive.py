@@ -205,3 +205,11 @@ def test_console_scripts_of_a_target_install_are_not_packed() -> None:
     assert is_excluded(f"{PREFIX}/bin/f2py")
     assert not is_excluded(f"{PREFIX}/numpy/bin/tool")
     assert not is_excluded("bin/tool") and not is_excluded("python/bin/tool")
+
+
+def test_the_compressor_named_in_every_hash_is_the_one_installed() -> None:
+    from importlib.metadata import version
+
+    from pulumi_lambda_layers.rawzip import DEFLATE
+
+    assert DEFLATE == f"libdeflate (deflate {version('deflate')})"

@@ -25,6 +25,7 @@ _DISABLED_REGION_CODES = frozenset({"UnrecognizedClientException", "InvalidClien
 _BUSY_CODES = frozenset({"ResourceConflictException"})  # another update still in progress
 
 Sleep = Callable[[float], None]
+Size = tuple[int, bool]  # (bytes, True when it is the unzipped size; False: zipped, a lower bound)
 
 
 @dataclass(frozen=True)
@@ -131,11 +132,12 @@ def layer_arn(layer_arn_or_version_arn: str) -> str:
 
 
 def swap_layers(current: list[str], new_version_arn: str, position: int | None = None,
-                replacing: str | None = None) -> list[str]:
+                replacing: str | None = None, move: bool = False) -> list[str]:
     """current with any version of new_version_arn's layer replaced by it, in the same place; when
     absent it is added at `position` (0 = first; None or past the end = last). Other layers keep
     their order, and the layer never appears twice. `replacing` (a layer or layer version ARN):
-    a layer this one takes over from (e.g. renamed), whose versions are replaced the same way."""
+    a layer this one takes over from (e.g. renamed), whose versions are replaced the same way.
+    move: put it at `position` even where a version of it already is (position changed)."""
     bases = {layer_base_arn(new_version_arn)}
     if replacing:
         bases.add(layer_arn(replacing))
@@ -146,7 +148,7 @@ def swap_layers(current: list[str], new_version_arn: str, position: int | None =
     placed = False
     for arn in current:
         if _base(arn) in bases:
-            if not placed:
+            if not placed and not move:
                 result.append(new_version_arn)
                 placed = True
         else:
@@ -169,16 +171,20 @@ def attach(target: AwsTarget, layer_version_arn: str, functions: Sequence[str],
            position: int | None = None, sleep: Sleep = time.sleep,
            timeout: float = DEFAULT_TIMEOUT,
            confirm: Callable[[list[Change]], bool] | None = None,
-           replacing: str | None = None) -> list[Change]:
+           replacing: str | None = None, move: bool = False,
+           unzipped_size: int | None = None) -> list[Change]:
     """Point each function (name or ARN) at layer_version_arn, replacing any other version of the
-    same layer (or of the layer `replacing` names) in its place, or adding it at `position`.
-    Returns the changes made (functions already on this version are skipped).
+    same layer (or of the layer `replacing` names) in its place, or adding it at `position` (with
+    `move`, a version already there moves to `position` too). Returns the changes made (functions
+    already on this version and place are skipped).
 
     All functions are read and checked first: at most 5 layers each, and code plus layers within
-    250 MB (262,144,000 bytes) unzipped. That size check is an estimate: Lambda reports zipped
-    sizes only (the function's and each layer's CodeSize), which are a lower bound, so it catches
-    certain failures early and Lambda still checks the real figure on update. Nothing changes
-    unless every function passes. `confirm`, if given, sees the planned changes and may cancel
+    250 MB (262,144,000 bytes) unzipped. For this layer the check uses `unzipped_size` when given
+    (a LambdaLayerBuild's); Lambda reports only zipped sizes (CodeSize) of the function code and
+    of every other layer, and a zipped size is a lower bound of the unzipped one. So a function is
+    refused only when even that lower bound is over the limit: a certain failure, caught before
+    anything changes; Lambda still checks the real figure on update. Nothing changes unless every
+    function passes. `confirm`, if given, sees the planned changes and may cancel
     (return False: nothing changes, [] is returned).
 
     Each update carries the RevisionId that was read, so a function changed meanwhile by someone
@@ -188,9 +194,10 @@ def attach(target: AwsTarget, layer_version_arn: str, functions: Sequence[str],
     """
     layer_base_arn(layer_version_arn)  # bad input fails before any AWS call
     lam = _lambda(target)
-    new_size = _layer_size(target, lam, layer_version_arn)
+    zipped = _layer_size(target, lam, layer_version_arn)
+    new_size: Size = (unzipped_size, True) if unzipped_size is not None else (zipped, False)
     return _apply(lam, "attach", layer_version_arn, functions,
-                  lambda old: swap_layers(old, layer_version_arn, position, replacing),
+                  lambda old: swap_layers(old, layer_version_arn, position, replacing, move),
                   {layer_version_arn: new_size}, sleep, timeout, confirm)
 
 
@@ -201,6 +208,15 @@ def detach(target: AwsTarget, layer_arn_or_version_arn: str, functions: Sequence
     base = layer_arn(layer_arn_or_version_arn)
     return _apply(_lambda(target), "detach", base, functions,
                   lambda old: remove_layer(old, base), {}, sleep, timeout, confirm)
+
+
+def rollback(target: AwsTarget, changes: Sequence[Change], sleep: Sleep = time.sleep,
+             timeout: float = DEFAULT_TIMEOUT) -> list[FunctionOutcome]:
+    """Give each changed function (from attach/detach) its old layers back, newest change first,
+    each guarded by the revision our change produced: a later change by someone else wins over
+    the rollback. Returns what became of each function, in the order of `changes`."""
+    lam = _lambda(target)
+    return [_restore(lam, change, None, sleep, timeout) for change in reversed(changes)][::-1]
 
 
 def attached_versions(target: AwsTarget, functions: Sequence[str],
@@ -269,7 +285,7 @@ def lambda_regions(target: AwsTarget, partition: str = "aws") -> list[str]:
 # --- internals ----------------------------------------------------------------------------------
 
 def _apply(lam: Any, operation: str, layer: str, functions: Sequence[str],
-           compute: Callable[[list[str]], list[str]], extra_sizes: dict[str, int],
+           compute: Callable[[list[str]], list[str]], extra_sizes: dict[str, Size],
            sleep: Sleep, timeout: float,
            confirm: Callable[[list[Change]], bool] | None) -> list[Change]:
     plan: list[Change] = []
@@ -306,7 +322,7 @@ def _apply(lam: Any, operation: str, layer: str, functions: Sequence[str],
 
 
 def _plan(fn: str, cfg: dict[str, Any], compute: Callable[[list[str]], list[str]],
-          extra_sizes: dict[str, int]) -> Change | None:
+          extra_sizes: dict[str, Size]) -> Change | None:
     if cfg.get("PackageType") == "Image":
         raise _Refused("a container-image function cannot use layers (put the files in the image)")
     old = _layer_arns(cfg)
@@ -316,16 +332,22 @@ def _plan(fn: str, cfg: dict[str, Any], compute: Callable[[list[str]], list[str]
     if len(new) > MAX_LAYERS:
         raise _Refused(f"would have {len(new)} layers, Lambda allows {MAX_LAYERS} per function: "
                        f"it has [{', '.join(old)}]; detach one first")
-    sizes = {item["Arn"]: int(item.get("CodeSize") or 0) for item in cfg.get("Layers") or []}
+    # Lambda reports zipped sizes only, a lower bound of the unzipped ones it limits; the sum of
+    # the best figures known is a lower bound too, so over the limit means Lambda will refuse.
+    sizes: dict[str, Size] = {item["Arn"]: (int(item.get("CodeSize") or 0), False)
+                              for item in cfg.get("Layers") or []}
     sizes.update(extra_sizes)
     code = int(cfg.get("CodeSize") or 0)
-    total = code + sum(sizes.get(arn, 0) for arn in new)
-    before = code + sum(sizes.get(arn, 0) for arn in old)
-    if total > UNZIPPED_LIMIT and total > before:
-        parts = ", ".join(f"{arn} {_mb(sizes.get(arn, 0))}" for arn in new)
-        raise _Refused(f"code {_mb(code)} + layers ({parts}) = {_mb(total)} ({total:,} bytes) "
-                       f"zipped, over the {_mb(UNZIPPED_LIMIT)} ({UNZIPPED_LIMIT:,} bytes) Lambda "
-                       "allows for code plus layers unzipped: slim the layer or the function")
+    parts = [(arn, *sizes.get(arn, (0, False))) for arn in new]
+    total = code + sum(size for _, size, _ in parts)
+    if total > UNZIPPED_LIMIT:
+        listed = ", ".join(f"{arn} {_mb(size)} {'unzipped' if exact else 'zipped'}"
+                           for arn, size, exact in parts)
+        raise _Refused(f"function {fn} would need at least {_mb(total)} ({total:,} bytes): code "
+                       f"{_mb(code)} zipped + layers ({listed}); Lambda allows "
+                       f"{_mb(UNZIPPED_LIMIT)} ({UNZIPPED_LIMIT:,} bytes) for code plus layers "
+                       "unzipped, and a zipped size is only a lower bound of the unzipped one: "
+                       "slim the layer or the function, or detach a layer")
     return Change(fn, cfg["FunctionArn"], tuple(old), tuple(new), cfg.get("RevisionId"))
 
 
@@ -370,18 +392,22 @@ def _undo(lam: Any, operation: str, layer: str, plan: list[Change], done: list[C
     outcomes = {c.function: FunctionOutcome(c.function) for c in plan}
     outcomes[failed_fn] = FunctionOutcome(failed_fn, reason)
     for change in reversed(done):
-        error = outcomes[change.function].error
-        try:
-            # Guarded by the revision our own update produced: a later change by someone else
-            # wins over the rollback.
-            _update(lam, change, "rolling back", sleep, timeout, layers=change.old_layers,
-                    revision=change.new_revision)
-            outcomes[change.function] = FunctionOutcome(change.function, error, rolled_back=True)
-        except (_Refused, PublishError) as exc:
-            outcomes[change.function] = FunctionOutcome(
-                change.function, error, rolled_back=False, rollback_error=str(exc),
-                layers_now=change.new_layers, old_layers=change.old_layers)
+        outcomes[change.function] = _restore(lam, change, outcomes[change.function].error, sleep,
+                                             timeout)
     raise AttachError(operation, layer, list(outcomes.values()))
+
+
+def _restore(lam: Any, change: Change, error: str | None, sleep: Sleep,
+             timeout: float) -> FunctionOutcome:
+    """Put change.old_layers back, guarded by the revision our own update produced (a later
+    change by someone else wins over the rollback)."""
+    try:
+        _update(lam, change, "rolling back", sleep, timeout, layers=change.old_layers,
+                revision=change.new_revision)
+        return FunctionOutcome(change.function, error, rolled_back=True)
+    except (_Refused, PublishError) as exc:
+        return FunctionOutcome(change.function, error, rolled_back=False, rollback_error=str(exc),
+                               layers_now=change.new_layers, old_layers=change.old_layers)
 
 
 def _settled(lam: Any, fn: str, sleep: Sleep, timeout: float) -> dict[str, Any]:

@@ -421,7 +421,8 @@ def program_time_fingerprint(args: Mapping[str, Any]) -> tuple[str, dict[str, st
 # ------------------------------------------------------------------ LayerAttachment
 
 # Applied in place: moving to other functions or another account attaches there first, then
-# detaches from the functions left behind (compared by ARN), so none is left without the layer.
+# detaches from the functions left behind (compared by ARN), so none is left without the layer;
+# a new position moves the layer there. (layer_unzipped_size follows layer_version_arn.)
 ATTACH_UPDATE_KEYS = ("layer_version_arn", "functions", "position", "keep_on_delete", "region",
                       "profile", "assume_role_arn")
 
@@ -435,17 +436,20 @@ class AttachProps:
     position: int | None
     keep_on_delete: bool
     target: publish.AwsTarget
+    unzipped_size: int | None = None  # of the layer version, when known (a LambdaLayerBuild's)
 
     @staticmethod
     def of(props: Mapping[str, Any]) -> AttachProps:
         position = props.get("position")
+        size = props.get("layer_unzipped_size")
         return AttachProps(
             layer_version_arn=props["layer_version_arn"],
             functions=tuple(props.get("functions") or ()),
             position=int(position) if position is not None else None,
             keep_on_delete=bool(props.get("keep_on_delete")),
             target=publish.AwsTarget(props.get("region") or None, props.get("profile") or None,
-                                     props.get("assume_role_arn") or None))
+                                     props.get("assume_role_arn") or None),
+            unzipped_size=int(size) if isinstance(size, (int, float)) else None)
 
 
 def check_attachment(news: Mapping[str, Any]) -> list[CheckFailure]:
@@ -507,7 +511,8 @@ class LayerAttachmentProvider(ResourceProvider):
         from . import attach
 
         p = AttachProps.of(props)
-        changes = attach.attach(p.target, p.layer_version_arn, p.functions, p.position)
+        changes = attach.attach(p.target, p.layer_version_arn, p.functions, p.position,
+                                unzipped_size=p.unzipped_size)
         for change in changes:
             _log(f"attach: {change.function}: {len(change.old_layers)} -> "
                  f"{len(change.new_layers)} layers, now {p.layer_version_arn}")
@@ -519,19 +524,24 @@ class LayerAttachmentProvider(ResourceProvider):
         from . import attach
 
         p, old = AttachProps.of(news), AttachProps.of(olds)
-        # A new layer (renamed, another region) takes the old one's place in each function.
-        attach.attach(p.target, p.layer_version_arn, p.functions, p.position,
-                      replacing=old.layer_version_arn)
+        # A new layer (renamed, another region) takes the old one's place in each function; a
+        # new position moves it there.
+        changes = attach.attach(p.target, p.layer_version_arn, p.functions, p.position,
+                                replacing=old.layer_version_arn, move=p.position != old.position,
+                                unzipped_size=p.unzipped_size)
         if (set(old.functions) != set(p.functions) or old.target != p.target) \
                 and not p.keep_on_delete:
-            # By ARN: "billing" and its ARN, or one account through two profiles, are the same
-            # function, which must keep the layer just attached.
-            kept = set(attach.function_arns(p.target, p.functions).values())
-            left = [fn for fn, arn in attach.function_arns(old.target, old.functions).items()
-                    if arn not in kept]
-            if left:
-                attach.detach(old.target, old.layer_version_arn, left)
-                _log(f"detach: {', '.join(left)} no longer listed; layer removed")
+            try:
+                _detach_left_behind(old, p)
+            except LayerError as exc:
+                # The update fails, so the state keeps the old inputs: undo the attach too, so
+                # the functions match it again.
+                undone = attach.rollback(p.target, changes)
+                failed = list(exc.outcomes) if isinstance(exc, attach.AttachError) else \
+                    [attach.FunctionOutcome("the functions no longer listed", str(exc))]
+                raise attach.AttachError("update (attach, then detach from the functions no "
+                                         "longer listed)", p.layer_version_arn,
+                                         [*undone, *failed]) from exc
         return UpdateResult({**news, "attached": {fn: p.layer_version_arn for fn in p.functions},
                              "layer_arn": attach.layer_base_arn(p.layer_version_arn)})
 
@@ -558,6 +568,20 @@ class LayerAttachmentProvider(ResourceProvider):
             attach.detach(p.target, p.layer_version_arn, existing)
 
 
+def _detach_left_behind(old: AttachProps, new: AttachProps) -> None:
+    """Remove the old layer from the functions `old` listed and `new` does not. By ARN: "billing"
+    and its ARN, or one account through two profiles, are the same function, which must keep the
+    layer just attached."""
+    from . import attach
+
+    kept = set(attach.function_arns(new.target, new.functions).values())
+    left = [fn for fn, arn in attach.function_arns(old.target, old.functions).items()
+            if arn not in kept]
+    if left:
+        attach.detach(old.target, old.layer_version_arn, left)
+        _log(f"detach: {', '.join(left)} no longer listed; layer removed")
+
+
 class LayerAttachment(pulumi.dynamic.Resource, module="lambda-layers", name="LayerAttachment"):
     """Keeps functions this stack does not own on a layer's current version.
 
@@ -574,15 +598,19 @@ class LayerAttachment(pulumi.dynamic.Resource, module="lambda-layers", name="Lay
                  region: str | None = None, profile: str | None = None,
                  assume_role_arn: str | None = None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
-        """layer: a LambdaLayerBuild or a layer version ARN (string or Output).
-        functions: names or ARNs. keep_on_delete: leave the layer on the functions when this
-        resource is deleted (default: remove it). region/profile/assume_role_arn: where the
-        functions are (another account through a role)."""
+        """layer: a LambdaLayerBuild or a layer version ARN (string or Output); a LambdaLayerBuild
+        also gives its unzipped size to the 250 MB check (of an ARN only the zipped size is known).
+        functions: names or ARNs. position: where to add the layer (changing it moves the layer).
+        keep_on_delete: leave the layer on the functions when this resource is deleted or a
+        function is dropped from the list (default: remove it). region/profile/assume_role_arn:
+        where the functions are (another account through a role)."""
         # Not getattr(): on an Output (a StackReference value) it would lift the attribute lookup
         # onto the string inside and fail only at apply time.
         version_arn = layer.layer_version_arn if isinstance(layer, pulumi.Resource) else layer
-        props = {"layer_version_arn": version_arn, "functions": list(functions),
-                 "position": position, "keep_on_delete": keep_on_delete, "region": region,
-                 "profile": profile, "assume_role_arn": assume_role_arn,
+        unzipped = layer.unzipped_size if isinstance(layer, LambdaLayerBuild) else None
+        props = {"layer_version_arn": version_arn, "layer_unzipped_size": unzipped,
+                 "functions": list(functions), "position": position,
+                 "keep_on_delete": keep_on_delete, "region": region, "profile": profile,
+                 "assume_role_arn": assume_role_arn,
                  "attached": None, "layer_arn": None}
         super().__init__(LayerAttachmentProvider(), resource_name, props, opts)

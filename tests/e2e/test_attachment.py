@@ -4,12 +4,14 @@ accounts (producer/consumer through a StackReference) with `lambda-layers drift`
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
 import threading
 import time
+import zipfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -296,6 +298,52 @@ def test_manual_drift_shows_on_refresh_and_the_next_up_repairs_it(
     lam.update_function_configuration(FunctionName=fn_kept, Layers=[other])
     cli.up("--refresh")
     assert _layers_of(lam, fn_kept) == [v1] and _layers_of(lam, fn) == [x, v1, y]
+
+
+def test_layer_too_big_beside_a_functions_other_layers_is_refused_by_its_unzipped_size(
+        pulumi_project: PulumiProject, cross_env: str) -> None:
+    lam, iam = boto3.client("lambda"), boto3.client("iam")
+    noise = io.BytesIO()
+    with zipfile.ZipFile(noise, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("python/noise.bin", os.urandom(300_000))  # incompressible: 0.3 MB zipped
+    other = lam.publish_layer_version(LayerName=_uid("noise"),
+                                      Content={"ZipFile": noise.getvalue()})["LayerVersionArn"]
+    fn_ok, fn_over = make_function(lam, iam=iam), make_function(lam, [other], iam)
+    name = _uid("pll-e2e-big")
+    cli = _project(pulumi_project, name, [fn_ok, fn_over])
+    # 249.9 MB unzipped, 0.25 MB zipped: within the limit alone, not beside `other`.
+    with open(pulumi_project.dir / "layer" / "python" / "zeros.bin", "wb") as out:
+        for _ in range(131):
+            out.write(bytes(2_000_000))  # 262,000,000 bytes
+
+    failed = cli.run("up", "--yes", "--skip-preview", check=False)
+    text = failed.stdout + failed.stderr
+    assert failed.returncode != 0
+    assert f"{fn_over}: FAILED: function {fn_over} would need at least 250.1 MB" in text, text
+    assert f":layer:{name}:1 249.9 MB unzipped" in text and f"{other} 0.3 MB zipped" in text, text
+    assert f"{fn_ok}: ok; left as it was" in text, text
+    assert _layers_of(lam, fn_ok) == [] and _layers_of(lam, fn_over) == [other]
+
+    _write_program(pulumi_project, name, [fn_ok])
+    cli.up()
+    assert _layers_of(lam, fn_ok) == [_arn(name, 1)]
+
+
+def test_changing_position_moves_the_layer(pulumi_project: PulumiProject, cross_env: str) -> None:
+    lam, iam = boto3.client("lambda"), boto3.client("iam")
+    x, y = _other_layer(lam), _other_layer(lam)
+    fn = make_function(lam, [x, y], iam)
+    name = _uid("pll-e2e-move")
+    cli = _project(pulumi_project, name, [fn], position=0)
+    cli.up()
+    v1 = _arn(name, 1)
+    assert _layers_of(lam, fn) == [v1, x, y]
+
+    _write_program(pulumi_project, name, [fn], position=2)
+    assert cli.preview_changes() == {"same": 2, "update": 1}
+    cli.up()
+    assert _layers_of(lam, fn) == [x, y, v1]
+    assert cli.preview_changes() == {"same": 3}
 
 
 def _attached_in_state(cli: PulumiCLI) -> dict[str, str | None]:

@@ -3,11 +3,18 @@ RevisionId conflicts, drift (and its CLI), detach, and layers shared from anothe
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from pulumi.dynamic.dynamic import serialize_provider
 
 from pulumi_lambda_layers import attach as attach_mod
 from pulumi_lambda_layers.attach import (
@@ -53,21 +60,60 @@ def test_swap_layers_replaces_in_place_adds_at_position_never_duplicates() -> No
     assert swap_layers([a, b], f"{base}:2", position=0) == [f"{base}:2", a, b]
     assert swap_layers([a, b], f"{base}:2", position=9) == [a, b, f"{base}:2"]
     assert swap_layers([a, f"{base}:2"], f"{base}:2", position=0) == [a, f"{base}:2"]
+    moved = swap_layers([a, f"{base}:1", b], f"{base}:2", position=0, move=True)
+    assert moved == [f"{base}:2", a, b]
+    assert swap_layers([f"{base}:2", a, b], f"{base}:2", move=True) == [a, b, f"{base}:2"]
     with pytest.raises(SpecError, match="layer_version_arn"):
         swap_layers([a], base)
     with pytest.raises(SpecError, match="position"):
         swap_layers([a], f"{base}:2", position=-1)
 
 
-def test_size_estimate_refuses_code_plus_layers_over_250_mb() -> None:
-    layer = "arn:aws:lambda:us-east-1:123456789012:layer:big:2"
-    cfg = {"FunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:f", "CodeSize": 60_000_000,
-           "Layers": [{"Arn": "arn:aws:lambda:us-east-1:123456789012:layer:x:1", "CodeSize": 100_000_000}]}
-    with pytest.raises(attach_mod._Refused) as caught:
-        attach_mod._plan("f", cfg, lambda old: swap_layers(old, layer), {layer: 110_000_000})
-    text = str(caught.value)
-    assert "270,000,000 bytes" in text and "262,144,000 bytes" in text and layer in text
-    assert attach_mod._plan("f", cfg, lambda old: swap_layers(old, layer), {layer: 90_000_000})
+def _zip_of(path: Path, files: dict[str, bytes | int]) -> tuple[bytes, int]:
+    """A real layer zip (an int is that many zero bytes, written in chunks); returns its bytes and
+    its unzipped size, counted as LambdaLayerBuild counts it."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, content in files.items():
+            with zf.open(name, "w") as out:
+                if isinstance(content, bytes):
+                    out.write(content)
+                    continue
+                for start in range(0, content, 1 << 22):
+                    out.write(bytes(min(1 << 22, content - start)))
+    with zipfile.ZipFile(path) as zf:
+        unzipped = sum(i.file_size for i in zf.infolist())
+    return path.read_bytes(), unzipped
+
+
+def test_size_check_uses_the_layers_unzipped_size_and_names_the_function(
+        lam: Any, tmp_path: Path) -> None:
+    # 250 MB of zeros is 0.25 MB zipped: only the unzipped size shows it cannot fit beside
+    # another layer. The other layer is random bytes, so its zipped size is its real size.
+    big_zip, big_unzipped = _zip_of(tmp_path / "big.zip", {"python/zeros.bin": 262_000_000})
+    other_zip, _ = _zip_of(tmp_path / "other.zip", {"python/noise.bin": os.urandom(300_000)})
+    big = lam.publish_layer_version(LayerName=_uid("pll-big"),
+                                    Content={"ZipFile": big_zip})["LayerVersionArn"]
+    other = lam.publish_layer_version(LayerName=_uid("pll-other"),
+                                      Content={"ZipFile": other_zip})["LayerVersionArn"]
+    fn_ok, fn_over = _function(lam), _function(lam, [other])
+    provider = LayerAttachmentProvider()
+
+    with pytest.raises(AttachError) as caught:  # what a LayerAttachment of a LambdaLayerBuild sends
+        provider.create(_attachment(big, [fn_ok, fn_over], layer_unzipped_size=big_unzipped))
+
+    err = caught.value
+    assert set(err.failed) == {fn_over} and "nothing was changed" in str(err)
+    reason = err.failed[fn_over]
+    assert reason.startswith(f"function {fn_over} would need at least 250.1 MB (262,3"), reason
+    assert f"{big} 249.9 MB unzipped" in reason and f"{other} 0.3 MB zipped" in reason, reason
+    assert "262,144,000 bytes" in reason and "lower bound" in reason, reason
+    assert _layers_of(lam, fn_ok) == [] and _layers_of(lam, fn_over) == [other]
+
+    # Of a bare ARN only the zipped size is known: a lower bound under the limit, so it is let
+    # through (Lambda itself checks the real figure), as it is for a function it fits in.
+    provider.create(_attachment(big, [fn_ok], layer_unzipped_size=big_unzipped))
+    attach(TARGET, big, [fn_over])
+    assert _layers_of(lam, fn_ok) == [big] and _layers_of(lam, fn_over) == [other, big]
 
 
 # --- attach -------------------------------------------------------------------------------------
@@ -323,6 +369,91 @@ def test_provider_update_to_a_renamed_layer_takes_the_old_ones_place(lam: Any) -
     provider.update("id", olds, _attachment(renamed, [fn]))
 
     assert _layers_of(lam, fn) == [x, renamed, y]
+
+
+def test_provider_update_moves_the_layer_when_the_position_changes(lam: Any) -> None:
+    v1, v2 = _layer(lam)
+    x, y = _layer(lam, 1)[0], _layer(lam, 1)[0]
+    fn = _function(lam, [x, y])
+    provider = LayerAttachmentProvider()
+    olds = provider.create(_attachment(v1, [fn], position=0)).outs
+    assert _layers_of(lam, fn) == [v1, x, y]
+
+    news = _attachment(v1, [fn], position=2)
+    assert provider.diff("id", olds, news).changes
+    outs = provider.update("id", olds, news).outs
+    assert _layers_of(lam, fn) == [x, y, v1]
+    assert not provider.diff("id", outs, news).changes
+
+    outs = provider.update("id", outs, _attachment(v2, [fn], position=1)).outs  # moved + replaced
+    assert _layers_of(lam, fn) == [x, v2, y]
+    provider.update("id", outs, _attachment(v2, [fn]))  # no position: last
+    assert _layers_of(lam, fn) == [x, y, v2]
+
+
+def test_keep_on_delete_leaves_the_layer_on_dropped_and_deleted_functions(lam: Any) -> None:
+    v1, v2 = _layer(lam)
+    x = _layer(lam, 1)[0]
+    fn_a, fn_b = _function(lam, [x]), _function(lam)
+    provider = LayerAttachmentProvider()
+    olds = provider.create(_attachment(v1, [fn_a, fn_b], keep_on_delete=True)).outs
+
+    outs = provider.update("id", olds, _attachment(v2, [fn_a], keep_on_delete=True)).outs
+    assert _layers_of(lam, fn_a) == [x, v2]
+    assert _layers_of(lam, fn_b) == [v1], "dropped from the list: keeps the version it had"
+    provider.delete("id", outs)
+    assert _layers_of(lam, fn_a) == [x, v2] and _layers_of(lam, fn_b) == [v1]
+
+    # Without it (the default) both take the layer off.
+    olds = provider.create(_attachment(v1, [fn_a, fn_b])).outs
+    outs = provider.update("id", olds, _attachment(v2, [fn_a])).outs
+    assert _layers_of(lam, fn_a) == [x, v2] and _layers_of(lam, fn_b) == []
+    provider.delete("id", outs)
+    assert _layers_of(lam, fn_a) == [x]
+
+
+def test_provider_update_undoes_the_attach_when_the_detach_fails(cross_env: str) -> None:
+    lam = boto3.client("lambda")
+    v1, v2 = _layer(lam)
+    x, gone = _layer(lam, 1)[0], _layer(lam, 1)[0]
+    fn_a, fn_b = _function(lam, [x]), _function(lam, [gone])
+    provider = LayerAttachmentProvider()
+    olds = provider.create(_attachment(v1, [fn_a, fn_b])).outs
+    assert _layers_of(lam, fn_a) == [x, v1] and _layers_of(lam, fn_b) == [gone, v1]
+    # fn_b now lists a deleted version: Lambda refuses any new layer list for it, so detaching
+    # it fails, after fn_a has been moved to v2.
+    lam.delete_layer_version(LayerName=layer_base_arn(gone).rsplit(":", 1)[1], VersionNumber=1)
+
+    with pytest.raises(AttachError) as caught:
+        provider.update("id", olds, _attachment(v2, [fn_a]))
+
+    err = caught.value
+    assert set(err.failed) == {fn_b} and "ResourceNotFoundException" in err.failed[fn_b]
+    assert f"{fn_a}: ok; its previous layers were restored" in str(err), str(err)
+    assert "every change already made was undone" in str(err), str(err)
+    assert _layers_of(lam, fn_a) == [x, v1] and _layers_of(lam, fn_b) == [gone, v1]
+
+
+def test_attachment_provider_round_trips_through_dill_in_a_fresh_process(lam: Any) -> None:
+    blob = serialize_provider(LayerAttachmentProvider())
+    assert blob == serialize_provider(LayerAttachmentProvider()), "stable pickle (no diff churn)"
+    assert len(base64.b64decode(blob)) < 2000, "pickled by reference, not by value"
+    (v1,) = _layer(lam, 1)
+    fn = _function(lam)
+    code = ("import base64, json, sys, dill\n"
+            "p = dill.loads(base64.b64decode(sys.stdin.readline()))\n"
+            "props = json.loads(sys.stdin.readline())\n"
+            "bad = p.check({}, {**props, 'functions': [], 'position': 7})\n"
+            "print(type(p).__name__, sorted(f.property for f in bad.failures))\n"
+            "print(json.dumps(p.create(props).outs['attached']))\n")
+    stdin = f"{blob}\n{json.dumps(_attachment(v1, [fn]))}\n"
+    proc = subprocess.run([sys.executable, "-c", code], input=stdin, capture_output=True, text=True,
+                          env=dict(os.environ), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    name, attached = proc.stdout.splitlines()
+    assert name == "LayerAttachmentProvider ['functions', 'position']"
+    assert json.loads(attached) == {fn: v1}
+    assert _layers_of(lam, fn) == [v1]
 
 
 # --- with the patched moto: RevisionId and layers shared across accounts ------------------------

@@ -17,6 +17,7 @@ from . import cache
 from .archive import ZipResult, file_sha256, make_zip
 from .errors import ValidationError
 from .fingerprint import Fingerprint, fingerprint
+from .slots import build_slot
 from .spec import LayerSpec
 from .validate import Finding, Report, inspect_zip
 
@@ -72,6 +73,18 @@ def build_layer(spec: LayerSpec, output: str | Path, log: Callable[[str], None] 
                 log(f"cache: got {fp.content_hash[:16]} from s3://{cache_bucket}/{cache_prefix}")
         if hit is not None:
             return _from_cache(spec, fp, hit, output, log)
+    with build_slot(fp.content_hash, log):
+        # A build of the same content that we waited for has put its zip in the cache.
+        hit = cache.lookup(fp.content_hash) if use_cache else None
+        if hit is not None:
+            return _from_cache(spec, fp, hit, output, log)
+        return _build(spec, fp, output, log, use_cache, cache_bucket, cache_prefix, cache_target)
+
+
+def _build(spec: LayerSpec, fp: Fingerprint, output: Path, log: Callable[[str], None],
+           use_cache: bool, cache_bucket: str | None, cache_prefix: str,
+           cache_target: AwsTarget | None) -> BuildResult:
+    """build_layer without a cache hit: install, package, validate, then cache the zip."""
     work = Path(tempfile.mkdtemp(prefix="pll-build-"))
     try:
         staged, outcome, checked, packed = _package(spec, fp, work, log)

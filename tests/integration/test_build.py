@@ -200,3 +200,28 @@ def test_node_layer_docker_and_local(tmp_path: Path) -> None:
         assert "nodejs/node_modules/is-number/index.js" in names
         assert not any(n.startswith("nodejs/package") for n in names)
     assert docker.packages == local.packages == {"is-odd": "3.0.1", "is-number": "6.0.0"}
+
+
+def test_docker_builds_reuse_a_package_cache_volume(tmp_path: Path) -> None:
+    # What the volume saves most is a compile: pip keeps a wheel it built from an sdist (docopt is
+    # published as an sdist only) and the next build in that image installs it without building.
+    # (Its HTTP cache of downloads is in the volume too, but the test machines' registry proxy
+    # sends no caching headers, so pip stores no download here.)
+    from pulumi_lambda_layers.builders.docker import CACHE_VOLUME_PREFIX
+    from tests.testbed_images import require_docker
+
+    client = require_docker()
+    spec = _docker_spec(write(tmp_path / "requirements.lock", "docopt==0.6.2\n"))
+    image_id = client.images.get(spec.build_image).id
+    volume = CACHE_VOLUME_PREFIX + image_id.split(":")[-1][:16]
+    for old in client.volumes.list(filters={"name": volume}):
+        old.remove(force=True)  # start cold, whatever earlier runs left
+    logs: list[list[str]] = [[], []]
+    first = build_layer(spec, tmp_path / "a.zip", log=logs[0].append)
+    second = build_layer(spec, tmp_path / "b.zip", log=logs[1].append)
+    assert any(f"made package cache volume {volume}" in line for line in logs[0])
+    assert any("Building wheel for docopt" in line for line in logs[0]), "\n".join(logs[0])
+    assert not any("Building wheel for docopt" in line for line in logs[1]), "\n".join(logs[1])
+    assert any("docopt" in line for line in logs[1])  # installed all the same
+    assert client.volumes.get(volume).attrs["Labels"] == {"pulumi-lambda-layers": "package-cache"}
+    assert first.zip.sha256 == second.zip.sha256  # the cache changes how fast, never the bytes

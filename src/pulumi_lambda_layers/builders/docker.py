@@ -15,7 +15,8 @@ from ..runtimes import DOCKER_PLATFORM, UNAME_MACHINE
 from ..spec import LayerSpec
 from . import Log
 
-_IN, _OUT, _CA = "/pll/in", "/pll/out", "/pll/ca/extra.pem"
+_IN, _OUT, _CA, _CACHE = "/pll/in", "/pll/out", "/pll/ca/extra.pem", "/pll/cache"
+CACHE_VOLUME_PREFIX = "pulumi-lambda-layers-cache-"
 _EXIT_PYTHON_MISMATCH, _EXIT_ARCH_MISMATCH, _EXIT_NODE_MISMATCH = 86, 87, 88
 _TAIL_LINES = 40
 
@@ -73,12 +74,35 @@ class DockerBuilder:
             for name, text in fp.install_files.items():
                 Path(inp, name).write_text(text)
             os.chmod(inp, 0o755)  # the container user may not be the directory's owner
-            volumes = {inp: {"bind": _IN, "mode": "ro"}, str(root): {"bind": _OUT, "mode": "rw"}}
+            volumes = {inp: {"bind": _IN, "mode": "ro"}, str(root): {"bind": _OUT, "mode": "rw"},
+                       cache_volume(client, image, log): {"bind": _CACHE, "mode": "rw"}}
             if spec.ca_bundle:
                 volumes[str(spec.ca_bundle)] = {"bind": _CA, "mode": "ro"}
             script = build_script(spec)
             log(f"docker: building in {spec.build_image} ({spec.architecture})")
             run_container(client, image, script, volumes, spec, log)
+
+
+def cache_volume(client: Any, image: Any, log: Log) -> str:
+    """The named volume holding pip's and npm's download caches for builds in this image.
+
+    One per image id: downloads are the same for every image, but wheels pip built from source
+    are only right for the image (compiler, glibc) that built them. Build containers run as the
+    caller's uid, so a new volume is made world-writable (sticky, like /tmp) once, as root.
+    """
+    import docker.errors
+
+    name = CACHE_VOLUME_PREFIX + image.id.split(":")[-1][:16]
+    try:
+        client.volumes.get(name)
+        return name
+    except docker.errors.NotFound:
+        pass
+    client.volumes.create(name, labels={"pulumi-lambda-layers": "package-cache"})
+    client.containers.run(image.id, ["chmod", "1777", _CACHE], user="0:0", remove=True,
+                          network_mode="none", volumes={name: {"bind": _CACHE, "mode": "rw"}})
+    log(f"docker: made package cache volume {name} (pip and npm downloads kept between builds)")
+    return name
 
 
 def build_script(spec: LayerSpec) -> str:
@@ -130,7 +154,11 @@ def run_container(client: Any, image: Any, script: str, volumes: dict[str, dict[
                   spec: LayerSpec, log: Log) -> None:
     """Run script in image, stream its log, raise BuildError with the tail when it fails."""
     env = {"HOME": "/tmp", "PIP_BREAK_SYSTEM_PACKAGES": "1", "PIP_ROOT_USER_ACTION": "ignore",
-           "npm_config_cache": "/tmp/.npm", "npm_config_update_notifier": "false"}
+           "npm_config_update_notifier": "false"}
+    if any(v["bind"] == _CACHE for v in volumes.values()):
+        env.update(PIP_CACHE_DIR=f"{_CACHE}/pip", npm_config_cache=f"{_CACHE}/npm")
+    else:
+        env["npm_config_cache"] = "/tmp/.npm"
     for key, value in spec.proxy.items():
         env[key] = env[key.lower()] = value
     container = client.containers.run(

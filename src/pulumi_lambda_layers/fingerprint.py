@@ -125,7 +125,7 @@ def check_requirements_file(path: Path, argument: str) -> list[str]:
         if line.startswith("-"):
             flag = line.split()[0].split("=")[0]
             if flag in _INDEX_OPTIONS:
-                options.append(line)
+                options.append(_anchor_find_links(line, flag, path.parent))
             elif flag in ("-r", "--requirement", "-c", "--constraint"):
                 if argument == "lock":
                     raise SpecError(argument, f"{path.name} line {number}: {flag} in a lock",
@@ -142,6 +142,17 @@ def check_requirements_file(path: Path, argument: str) -> list[str]:
                             f"requirement ({exc})", "write it like 'numpy==1.26.4' or "
                             "'requests>=2.31'") from None
     return options
+
+
+def _anchor_find_links(line: str, flag: str, base: Path) -> str:
+    """A --find-links folder given relative to its requirements file, made absolute: builders
+    install from a copy of the file elsewhere (pip, too, reads it relative to the file)."""
+    if flag not in ("--find-links", "-f"):
+        return line
+    value = line[len(flag):].lstrip(" =")
+    if not value or "://" in value or Path(value).is_absolute() or not (base / value).exists():
+        return line
+    return f"{flag} {(base / value).resolve()}"
 
 
 def _logical_lines(text: str) -> list[tuple[int, str]]:

@@ -82,6 +82,26 @@ def test_transitive_upgrade_changes_hash(tmp_path: Path) -> None:
     assert "pll-b==1.1" in after.install_files["requirements.txt"]
 
 
+def test_find_links_relative_to_the_requirements_file_builds_from_anywhere(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # pip reads a relative --find-links folder from the requirements file's folder; the builder
+    # installs from a copy of the file elsewhere, so the folder must travel as an absolute path.
+    from pulumi_lambda_layers.build import build_layer
+
+    _wheel(tmp_path / "proj/wheels", "pll_a", "1.0")
+    req = write(tmp_path / "proj/requirements.txt", "--no-index\n--find-links ./wheels\npll-a\n")
+    monkeypatch.chdir(tmp_path)  # not the file's folder
+    spec = make_spec(runtime="python3.11", requirements=str(req), builder="local")
+    fp = fingerprint(spec)
+    assert f"--find-links {tmp_path / 'proj/wheels'}" in fp.install_files["requirements.txt"]
+    result = build_layer(spec, tmp_path / "layer.zip", fp=fp, log=lambda _m: None)
+    assert result.packages == {"pll-a": "1.0"}
+    moved = tmp_path / "elsewhere"
+    (tmp_path / "proj").rename(moved)  # another checkout folder: same content, same hash
+    assert fingerprint(make_spec(runtime="python3.11", requirements=str(moved / "requirements.txt"),
+                                 builder="local")).content_hash == fp.content_hash
+
+
 def test_pin_arch_image_and_builder_change_hash(tmp_path: Path) -> None:
     req = write(tmp_path / "requirements.txt", REQS)
     bumped = write(tmp_path / "bumped/requirements.txt", REQS.replace("six==1.16.0", "six==1.17.0"))

@@ -166,6 +166,28 @@ def test_hanging_import_is_stopped_at_the_timeout(tmp_path: Path) -> None:
     assert err.value.result.duration_s < 30
 
 
+def test_layer_is_read_only_at_opt_as_on_lambda(tmp_path: Path) -> None:
+    # Lambda mounts layers read-only: a package that writes next to itself at import crashes
+    # there, so it must fail here too, with the error it gets on Lambda.
+    layer = tmp_path / "writer.zip"
+    entry = zipfile.ZipInfo("python/writer.py")
+    entry.external_attr = 0o644 << 16
+    with zipfile.ZipFile(layer, "w") as zf:
+        zf.writestr(entry, "import os\nopen(os.path.join(os.path.dirname(__file__), 'state'), 'w')\n")
+    with pytest.raises(SmokeError) as err:
+        smoke_test(layer, "python3.11", "x86_64", image=require_image("python3.11", "x86_64"),
+                   log=_quiet)
+    assert list(err.value.result.failed) == ["writer"]
+    assert "Read-only file system: '/opt/python/state'" in str(err.value)
+
+
+def test_default_images_are_the_aws_lambda_base_images() -> None:
+    from pulumi_lambda_layers.runtimes import get_runtime
+
+    assert get_runtime("python3.12").smoke_image() == "public.ecr.aws/lambda/python:3.12"
+    assert get_runtime("nodejs22.x").smoke_image() == "public.ecr.aws/lambda/nodejs:22"
+
+
 def test_node_layer_imports_and_handler(tmp_path: Path) -> None:
     manifest = write(tmp_path / "src/package.json", json.dumps(
         {"name": "l", "version": "1.0.0", "dependencies": {"is-odd": "3.0.1"}}))

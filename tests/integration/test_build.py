@@ -225,3 +225,33 @@ def test_docker_builds_reuse_a_package_cache_volume(tmp_path: Path) -> None:
     assert any("docopt" in line for line in logs[1])  # installed all the same
     assert client.volumes.get(volume).attrs["Labels"] == {"pulumi-lambda-layers": "package-cache"}
     assert first.zip.sha256 == second.zip.sha256  # the cache changes how fast, never the bytes
+
+
+def test_a_layer_that_fails_validation_is_neither_written_nor_cached(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("PLL_CACHE_DIR", str(tmp_path / "cache"))
+    write(tmp_path / "src/mod.py", "x = 1\n")  # at the zip root: Python never looks there
+    out = tmp_path / "out/layer.zip"
+    code = cli(["build", str(tmp_path / "src"), "--runtime", "python3.11", "--arch", "x86_64",
+                "-o", str(out), "--quiet"])
+    assert code == 1
+    assert "[layout] mod.py: Python package 'mod.py' is at the zip root" in capsys.readouterr().err
+    assert not out.exists()
+    assert not list((tmp_path / "cache").rglob("*.zip")), "a refused layer is never cached"
+    assert not (tmp_path / "out").exists(), "not even its folder is made"
+
+
+def test_inspect_exits_1_on_unsafe_paths_and_links(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.zip"
+    link = zipfile.ZipInfo("python/escape")
+    link.external_attr = (0o120777) << 16  # a symlink entry
+    with zipfile.ZipFile(bad, "w") as zf:
+        zf.writestr("python/../../etc/cron.d/x", "* * * * * root sh\n")
+        zf.writestr(link, "/etc/passwd")
+    code = cli(["inspect", str(bad), "--runtime", "python3.11", "--arch", "x86_64"])
+    err = capsys.readouterr()
+    text = err.out + err.err
+    assert code == 1
+    assert "python/../../etc/cron.d/x" in text and "'..'" in text
+    assert "python/escape" in text and "/etc/passwd" in text

@@ -255,3 +255,19 @@ def test_inspect_exits_1_on_unsafe_paths_and_links(tmp_path: Path,
     assert code == 1
     assert "python/../../etc/cron.d/x" in text and "'..'" in text
     assert "python/escape" in text and "/etc/passwd" in text
+
+
+SIX_WHEEL_SHA256 = "8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0254"
+
+
+def test_lock_with_hashes_installs_only_the_artifact_it_names(tmp_path: Path) -> None:
+    good = write(tmp_path / "good/requirements.lock", f"six==1.16.0 --hash=sha256:{SIX_WHEEL_SHA256}\n")
+    result = build_layer(make_spec(runtime="python3.11", lock=str(good), builder="local"),
+                         tmp_path / "good.zip", log=lambda _m: None)
+    assert result.packages == {"six": "1.16.0"}
+    bad = write(tmp_path / "bad/requirements.lock", f"six==1.16.0 --hash=sha256:{'0' * 64}\n")
+    with pytest.raises(BuildError) as err:
+        build_layer(make_spec(runtime="python3.11", lock=str(bad), builder="local"),
+                    tmp_path / "bad.zip", log=lambda _m: None)
+    assert "hash" in str(err.value).lower() and "six" in str(err.value)
+    assert not (tmp_path / "bad.zip").exists()

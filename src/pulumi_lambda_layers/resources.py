@@ -23,7 +23,7 @@ from pulumi.dynamic import (
 from . import cache, publish
 from .errors import LayerError, SpecError
 from .fingerprint import Fingerprint
-from .runtimes import get_runtime
+from .runtimes import RUNTIMES, get_runtime
 from .spec import LayerSpec, Source, spec_from_dict
 
 # Inputs whose change means new bytes or a different layer: a new immutable version (replace).
@@ -111,8 +111,40 @@ def check_props(news: Mapping[str, Any]) -> list[CheckFailure]:
     if retain is not None and (not isinstance(retain, (int, float)) or retain < 0):
         failures.append(CheckFailure("retain_versions", f"expected a whole number >= 0, got "
                                      f"{retain!r}"))
+    failures += _check_compatible_runtimes(news)
     failures += _check_smoke_options(news)
     return failures
+
+
+def _check_compatible_runtimes(news: Mapping[str, Any]) -> list[CheckFailure]:
+    # Checked here so a typo shows at preview against the argument, not as Lambda's
+    # InvalidParameterValueException from publish_layer_version at apply.
+    wanted = news.get("compatible_runtimes")
+    if wanted is None or _unknown(wanted) or (isinstance(wanted, (list, tuple)) and not wanted):
+        return []  # not given: the layer's own runtime is used
+    if not isinstance(wanted, (list, tuple)):
+        fix = f"write [{wanted!r}]" if isinstance(wanted, str) else 'e.g. ["python3.12"]'
+        return [CheckFailure("compatible_runtimes", f"expected a list of runtime ids, got "
+                             f"{wanted!r} ({fix})")]
+    built_for = news.get("runtime")
+    language = RUNTIMES[built_for].language if isinstance(built_for, str) and \
+        built_for in RUNTIMES else None
+    for rt in wanted:
+        if _unknown(rt):
+            continue
+        if not isinstance(rt, str):
+            return [CheckFailure("compatible_runtimes", f"expected runtime ids (strings), got "
+                                 f"{rt!r}")]
+        try:
+            runtime = get_runtime(rt, "compatible_runtimes")
+        except SpecError as exc:
+            return [CheckFailure("compatible_runtimes", f"{exc.problem} ({exc.fix})")]
+        if language and runtime.language != language:
+            # A python layer listed for nodejs would attach fine and then import nothing.
+            return [CheckFailure("compatible_runtimes", f"{rt!r} is a {runtime.language} runtime "
+                                 f"but the layer is built for {built_for} ({language}): list "
+                                 f"{language} runtimes only")]
+    return []
 
 
 def _check_smoke_options(news: Mapping[str, Any]) -> list[CheckFailure]:
@@ -379,8 +411,12 @@ class LambdaLayerBuild(pulumi.dynamic.Resource, module="lambda-layers", name="La
             "content_hash": content_hash, "packages": packages, "runtime": runtime,
             "architecture": architecture, "layer_name": layer_name or resource_name,
             "description": description, "license_info": license_info,
-            "compatible_runtimes": list(compatible_runtimes) if compatible_runtimes else None,
-            "share_with": list(share_with) if share_with else [],
+            # A string stays a string: check_props then says "write [...]" instead of list()
+            # splitting it into one bogus runtime (or principal) per character.
+            "compatible_runtimes": compatible_runtimes if isinstance(compatible_runtimes, str)
+            else list(compatible_runtimes) if compatible_runtimes else None,
+            "share_with": share_with if isinstance(share_with, str)
+            else list(share_with) if share_with else [],
             "retain_versions": retain_versions, "retain_on_delete": retain_on_delete,
             "s3_bucket": s3_bucket, "region": region, "profile": profile,
             "assume_role_arn": assume_role_arn,

@@ -7,12 +7,15 @@ import os
 import shutil
 import signal
 import subprocess
+import re
 import time
+import zipfile
 from pathlib import Path
 
 import boto3
 import pytest
 
+from pulumi_lambda_layers import publish
 from tests.conftest import HOST_CA_BUNDLE
 from tests.e2e.pulumi_harness import PulumiCLI, PulumiProject
 from tests.testbed_images import require_image
@@ -35,9 +38,10 @@ layer = LambdaLayerBuild(
     share_with=cfg.get_object("share_with") or [],
     retain_versions=cfg.get_int("retain_versions") or 0,
     retain_on_delete=cfg.get_bool("retain_on_delete") or False,
+    compatible_runtimes=cfg.get_object("compatible_runtimes"),
 )
 for key in ("layer_arn", "layer_version_arn", "version", "content_hash", "code_sha256",
-            "code_size", "packages", "builder_used", "runtimes", "architectures"):
+            "code_size", "unzipped_size", "packages", "builder_used", "runtimes", "architectures"):
     pulumi.export(key, getattr(layer, key))
 '''
 
@@ -59,6 +63,19 @@ def _versions(endpoint: str, layer: str) -> list[int]:
     return sorted(v["Version"] for v in found)
 
 
+def _policy_principals(endpoint: str, layer: str, version: int) -> str:
+    """The version's policy statements as text (moto keeps OrganizationId as sent; AWS turns it
+    into an aws:PrincipalOrgID condition), to look principals up in."""
+    policy = _lambda(endpoint).get_layer_version_policy(  # type: ignore[attr-defined]
+        LayerName=layer, VersionNumber=version)["Policy"]
+    return json.dumps(json.loads(policy)["Statement"])
+
+
+def _built(cache_dir: Path) -> list[Path]:
+    """What a build leaves in PLL_CACHE_DIR: layer zips and per-package packs."""
+    return sorted([*cache_dir.rglob("*.zip"), *cache_dir.rglob("*.pack")])
+
+
 def _project(p: PulumiProject, lock: str, **config: str) -> PulumiCLI:
     p.write("layer-e2e", PROGRAM)
     (p.dir / "requirements.lock").write_text(lock)
@@ -68,24 +85,38 @@ def _project(p: PulumiProject, lock: str, **config: str) -> PulumiCLI:
     return p.cli
 
 
-def test_publish_preview_replace_share_destroy(pulumi_project: PulumiProject, aws_env: str,
-                                               tmp_path: Path) -> None:
+def test_publish_preview_replace_share_refresh_destroy(pulumi_project: PulumiProject,
+                                                       aws_env: str, tmp_path: Path) -> None:
     cli = _project(pulumi_project, "six==1.16.0\n", builder="docker",
                    image=require_image("python3.11", "x86_64"), network_mode="host",
-                   ca_bundle=HOST_CA_BUNDLE)
+                   ca_bundle=HOST_CA_BUNDLE,
+                   share_with=json.dumps(["111122223333", "o-abcdefghij"]))
+    build_cache = Path(cli.env["PLL_CACHE_DIR"])
 
-    # 1. up publishes version 1, and the outputs are what Lambda reports for it.
+    # 0. Program time never builds: a fresh preview plans the create and leaves no zip or pack.
+    assert cli.preview_changes().get("create") == 2  # the stack and the layer
+    assert _built(build_cache) == [], "preview built the layer"
+
+    # 1. up publishes version 1, and the outputs are what Lambda reports for it and the zip holds.
     up = cli.up()
     out = cli.outputs()
     assert out["version"] == 1 and out["builder_used"] == "docker"
     assert out["packages"] == {"six": "1.16.0"}
     assert out["runtimes"] == ["python3.11"] and out["architectures"] == ["x86_64"]
     live = _lambda(aws_env).get_layer_version(LayerName="e2e-deps", VersionNumber=1)  # type: ignore[attr-defined]
+    assert live["LayerArn"] == out["layer_arn"]
     assert live["LayerVersionArn"] == out["layer_version_arn"]
     assert live["Content"]["CodeSha256"] == out["code_sha256"]
     assert live["Content"]["CodeSize"] == out["code_size"]
     assert out["content_hash"] in live["Description"]
+    # The cached zip is the published one (same CodeSha256), so its entries give the real size.
+    zip_path = build_cache / "zips" / f"{out['content_hash']}.zip"
+    assert publish.zip_sha256(zip_path) == out["code_sha256"]
+    with zipfile.ZipFile(zip_path) as zf:
+        assert out["unzipped_size"] == sum(i.file_size for i in zf.infolist()) > 0
     assert "[lambda-layers]" in up.stdout + up.stderr, "build progress reaches the Pulumi log"
+    principals = _policy_principals(aws_env, "e2e-deps", 1)
+    assert "111122223333" in principals and "o-abcdefghij" in principals
 
     # 2. Nothing changed: no diff, here and from a copy of the program in another directory.
     assert set(cli.preview_changes()) == {"same"}
@@ -104,20 +135,35 @@ def test_publish_preview_replace_share_destroy(pulumi_project: PulumiProject, aw
     out2 = cli.outputs()
     assert out2["version"] == 2 and out2["packages"] == {"six": "1.17.0"}
     assert _versions(aws_env, "e2e-deps") == [2], "the replaced version 1 is deleted"
+    # The version a replace publishes is shared like the first one was.
+    principals = _policy_principals(aws_env, "e2e-deps", 2)
+    assert "111122223333" in principals and "o-abcdefghij" in principals
 
-    # 4. Sharing is an in-place update: a policy on the same version, no new version.
-    cli.config_set("share_with", json.dumps(["111122223333", "o-abcdefghij"]))
+    # 4. Sharing is an in-place update on the same version: one principal added, one revoked.
+    cli.config_set("share_with", json.dumps(["111122223333", "444455556666"]))
     assert cli.preview_changes().get("update") == 1
     cli.up()
-    assert cli.outputs()["version"] == 2
-    policy = json.loads(_lambda(aws_env).get_layer_version_policy(  # type: ignore[attr-defined]
-        LayerName="e2e-deps", VersionNumber=2)["Policy"])
-    # moto keeps OrganizationId as sent; AWS turns it into an aws:PrincipalOrgID condition.
-    principals = {json.dumps(s) for s in policy["Statement"]}
-    assert any("111122223333" in p for p in principals)
-    assert any("o-abcdefghij" in p for p in principals)
+    assert cli.outputs()["version"] == 2 and _versions(aws_env, "e2e-deps") == [2]
+    principals = _policy_principals(aws_env, "e2e-deps", 2)
+    assert "444455556666" in principals and "111122223333" in principals
+    assert "o-abcdefghij" not in principals, "the removed principal is revoked"
 
-    # 5. destroy removes the version it owns.
+    # 5. Someone deletes the version out of band: refresh drops it (no crash), up publishes again.
+    _lambda(aws_env).delete_layer_version(LayerName="e2e-deps", VersionNumber=2)  # type: ignore[attr-defined]
+    refresh = cli.run("refresh", "--yes")
+    assert "Traceback" not in refresh.stdout + refresh.stderr, refresh.stdout
+    assert not [r for r in cli.resources() if r["type"].endswith("LambdaLayerBuild")], \
+        "refresh kept a layer version that is gone"
+    cli.up()
+    out3 = cli.outputs()
+    assert _versions(aws_env, "e2e-deps") == [out3["version"]] and out3["version"] > 2
+    live = _lambda(aws_env).get_layer_version(  # type: ignore[attr-defined]
+        LayerName="e2e-deps", VersionNumber=out3["version"])
+    assert (live["LayerVersionArn"], live["Content"]["CodeSha256"]) == \
+        (out3["layer_version_arn"], out2["code_sha256"])
+    assert "444455556666" in _policy_principals(aws_env, "e2e-deps", out3["version"])
+
+    # 6. destroy removes the version it owns.
     cli.destroy()
     assert _versions(aws_env, "e2e-deps") == []
 
@@ -141,10 +187,18 @@ def test_bad_input_fails_preview_against_the_argument(pulumi_project: PulumiProj
     (pulumi_project.dir / "requirements.lock").write_text("six==1.16.0\n")
     cli = pulumi_project.cli
     cli.stack_init("dev")
+    cli.config_set("compatible_runtimes", json.dumps(["pyhton3.12"]))
     proc = cli.run("preview", check=False)
     text = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    assert "runtime" in text and "did you mean 'python3.11'" in text, text
+    # The engine's check-failure line ("<type> resource '<name>': property <p> value {<v>} has a
+    # problem: <reason>") is only printed for a CheckFailure against that property; the reason
+    # text alone could come from a stack trace.
+    for prop, value, hint in (("runtime", "python3.1l", "did you mean 'python3.11'"),
+                              ("compatible_runtimes", "pyhton3.12", "did you mean 'python3.12'")):
+        line = re.search(rf"LambdaLayerBuild resource 'deps': property {prop} value (.*) has a "
+                         rf"problem: (.*)", text)
+        assert line and value in line.group(1) and hint in line.group(2), (prop, text)
     assert "Traceback" not in text, text
 
 

@@ -61,6 +61,11 @@ def test_consumer_reads_producer_layer_and_checks_architecture(tmp_path: Path, e
     lock = producer.project_dir / "requirements.lock"
     lock.write_text(lock.read_text().replace("idna==3.10", "idna==3.9"))
     producer.up()
+    # Version 2 came from a replace: it is shared too, and version 1 stays (retain_versions=1).
+    policy = boto3.client("lambda").get_layer_version_policy(LayerName="e2e-shared", VersionNumber=2)
+    assert "222233334444" in policy["Policy"], "the replace published an unshared version"
+    versions = boto3.client("lambda").list_layer_versions(LayerName="e2e-shared")["LayerVersions"]
+    assert sorted(v["Version"] for v in versions) == [1, 2]
     consumer.up()
     assert consumer.outputs()["layer_version_arn"].endswith(":e2e-shared:2")
     assert json.loads(json.dumps(producer.outputs()["shared_layer"]))["version"] == 2

@@ -110,6 +110,20 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
+def npm_locked_project(root: Path, deps: dict[str, str], name: str = "layer") -> Path:
+    """package.json with these dependencies and the package-lock.json npm writes for it (as a
+    user commits it); returns the package.json path."""
+    import json
+
+    from pulumi_lambda_layers.tools import npm_command
+
+    manifest = write(root / "package.json", json.dumps({"name": name, "version": "1.0.0",
+                                                        "dependencies": deps}))
+    subprocess.run([*npm_command(), "install", "--package-lock-only", "--ignore-scripts",
+                    "--no-audit", "--no-fund"], cwd=root, check=True, capture_output=True)
+    return manifest
+
+
 def docker_build_options() -> dict[str, str]:
     """What a build container needs on these machines to reach PyPI/npm (and corporate users too)."""
     return {"network_mode": "host", "ca_bundle": HOST_CA_BUNDLE}

@@ -15,6 +15,13 @@ def pulumi_extra_env() -> dict[str, str]:
     return {}
 
 
+def moto_env(endpoint: str, tmp_path: Path) -> dict[str, str]:
+    """What a Pulumi program (and its provider) needs to reach moto, with a build cache of its own."""
+    return {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+            "PLL_CACHE_DIR": str(tmp_path / "build-cache")}
+
+
 @pytest.fixture
 def pulumi_project(tmp_path: Path, pulumi_extra_env: dict[str, str]) -> PulumiProject:
     project_dir = tmp_path / "project"

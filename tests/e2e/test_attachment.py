@@ -25,6 +25,7 @@ from tests.lambda_fakes import handler_zip as _zip
 from tests.lambda_fakes import layers_of as _layers_of
 from tests.lambda_fakes import make_function
 from tests.lambda_fakes import uid as _uid
+from tests.e2e.conftest import moto_env
 from tests.e2e.pulumi_harness import PulumiCLI, PulumiProject, write_python_project
 
 ACCOUNT_A = "123456789012"  # moto's default account: the producer, and the single-account tests
@@ -64,9 +65,7 @@ pulumi.export("layer_version_arn", arn)
 
 @pytest.fixture
 def pulumi_extra_env(cross_env: str, tmp_path: Path) -> dict[str, str]:
-    return {"AWS_ENDPOINT_URL": cross_env, "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-            "PLL_CACHE_DIR": str(tmp_path / "build-cache")}
+    return moto_env(cross_env, tmp_path)
 
 
 # --- AWS side, made with boto3 (pulumi_aws cannot be deployed here) -----------------------------

@@ -17,6 +17,7 @@ import pytest
 
 from pulumi_lambda_layers import publish
 from tests.conftest import HOST_CA_BUNDLE
+from tests.e2e.conftest import moto_env
 from tests.e2e.pulumi_harness import PulumiCLI, PulumiProject
 from tests.testbed_images import require_image
 
@@ -48,9 +49,7 @@ for key in ("layer_arn", "layer_version_arn", "version", "content_hash", "code_s
 
 @pytest.fixture
 def pulumi_extra_env(aws_env: str, tmp_path: Path) -> dict[str, str]:
-    return {"AWS_ENDPOINT_URL": aws_env, "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-            "PLL_CACHE_DIR": str(tmp_path / "build-cache")}
+    return moto_env(aws_env, tmp_path)
 
 
 def _lambda(endpoint: str) -> object:

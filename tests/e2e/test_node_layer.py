@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
 import zipfile
 from pathlib import Path
 
 import boto3
 import pytest
 
-from pulumi_lambda_layers.tools import npm_command
+from tests.conftest import npm_locked_project
+from tests.e2e.conftest import moto_env
 from tests.e2e.pulumi_harness import PulumiCLI, PulumiProject
 
 PROGRAM = '''
@@ -27,25 +26,14 @@ for key in ("layer_version_arn", "version", "packages", "runtimes", "architectur
 
 @pytest.fixture
 def pulumi_extra_env(aws_env: str, tmp_path: Path) -> dict[str, str]:
-    return {"AWS_ENDPOINT_URL": aws_env, "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-            "PLL_CACHE_DIR": str(tmp_path / "build-cache")}
-
-
-def _lock(folder: Path, is_odd: str) -> None:
-    """package.json with is-odd pinned, and the lock npm writes for it (is-number comes along)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "package.json").write_text(json.dumps(
-        {"name": "layer", "version": "1.0.0", "dependencies": {"is-odd": is_odd}}))
-    subprocess.run([*npm_command(), "install", "--package-lock-only", "--no-audit", "--no-fund"],
-                   cwd=folder, check=True, capture_output=True)
+    return moto_env(aws_env, tmp_path)
 
 
 def test_node_layer_publishes_and_preview_lists_npm_versions(pulumi_project: PulumiProject,
                                                              aws_env: str) -> None:
     name = "e2e-node-deps"
     pulumi_project.write("node-layer-e2e", PROGRAM)
-    _lock(pulumi_project.dir / "layer", "2.0.0")
+    npm_locked_project(pulumi_project.dir / "layer", {"is-odd": "2.0.0"})
     cli: PulumiCLI = pulumi_project.cli
     cli.stack_init("dev")
     cli.config_set("layer_name", name)
@@ -61,7 +49,7 @@ def test_node_layer_publishes_and_preview_lists_npm_versions(pulumi_project: Pul
     assert live["CompatibleArchitectures"] == ["arm64"]
 
     # A bump of the direct dependency moves its transitive one too; the diff shows both.
-    _lock(pulumi_project.dir / "layer", "3.0.1")
+    npm_locked_project(pulumi_project.dir / "layer", {"is-odd": "3.0.1"})
     diff = cli.preview(diff=True).stdout
     assert "+-" in diff, diff
     assert '"2.0.0" => "3.0.1"' in diff and '"4.0.0" => "6.0.0"' in diff, diff
@@ -78,7 +66,7 @@ def test_zip_layout_of_a_node_layer_is_nodejs_node_modules(tmp_path: Path) -> No
     from pulumi_lambda_layers import make_spec
     from pulumi_lambda_layers.build import build_layer
 
-    _lock(tmp_path / "layer", "3.0.1")
+    npm_locked_project(tmp_path / "layer", {"is-odd": "3.0.1"})
     result = build_layer(make_spec(runtime="nodejs20.x", architecture="arm64", builder="local",
                                    package_json=str(tmp_path / "layer/package.json"), frozen=True),
                          tmp_path / "layer.zip", log=lambda _m: None)

@@ -9,6 +9,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from tests.e2e.conftest import moto_env
 from tests.e2e.pulumi_harness import PulumiCLI, write_python_project
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "shared-layer"
@@ -16,9 +17,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "shared-layer"
 
 @pytest.fixture
 def env(aws_env: str, tmp_path: Path) -> dict[str, str]:
-    return {"AWS_ENDPOINT_URL": aws_env, "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-            "PLL_CACHE_DIR": str(tmp_path / "build-cache")}
+    return moto_env(aws_env, tmp_path)
 
 
 def _example(part: str, tmp_path: Path, env: dict[str, str]) -> PulumiCLI:

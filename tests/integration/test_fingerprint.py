@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import subprocess
 import zipfile
 from base64 import urlsafe_b64encode
@@ -15,7 +14,7 @@ import pytest
 from pulumi_lambda_layers import SpecError, make_spec
 from pulumi_lambda_layers.fingerprint import fingerprint
 from pulumi_lambda_layers.tools import uv_command
-from tests.conftest import write
+from tests.conftest import npm_locked_project, write
 
 REQS = "requests==2.32.3\nsix==1.16.0\n"
 
@@ -189,18 +188,8 @@ lock-version = "2.1"
     assert fingerprint(make_spec(runtime="python3.11", lock=str(lock))).packages == {"six": "1.16.0"}
 
 
-def _npm_project(root: Path, deps: dict[str, str]) -> Path:
-    manifest = write(root / "package.json", json.dumps({"name": "l", "version": "1.0.0",
-                                                        "dependencies": deps}))
-    npm = shutil.which("npm")
-    assert npm, "npm is missing: install Node.js and npm"
-    subprocess.run([npm, "install", "--package-lock-only", "--ignore-scripts", "--no-audit",
-                    "--no-fund"], cwd=root, check=True, capture_output=True)
-    return manifest
-
-
 def test_package_lock_manifest_and_mismatch(tmp_path: Path) -> None:
-    manifest = _npm_project(tmp_path / "n", {"is-number": "7.0.0"})
+    manifest = npm_locked_project(tmp_path / "n", {"is-number": "7.0.0"})
     fp = fingerprint(make_spec(runtime="nodejs20.x", package_json=str(manifest)))
     assert fp.packages == {"is-number": "7.0.0"}
     manifest.write_text(json.dumps({"name": "l", "version": "1.0.0",

@@ -3,9 +3,7 @@ packages old -> new, so `pulumi preview --diff` shows what changed (real npm loc
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -13,19 +11,8 @@ import pulumi
 import pytest
 
 from pulumi_lambda_layers.resources import diff_props
-from tests.conftest import write
+from tests.conftest import npm_locked_project
 from tests.pulumi_mocks import RecordingMocks, use_mocks
-
-
-def _locked_project(root: Path, deps: dict[str, str]) -> Path:
-    """package.json + the package-lock.json npm writes for it (as committed); returns package.json."""
-    manifest = write(root / "package.json", json.dumps({"name": "fn-deps", "version": "1.0.0",
-                                                        "dependencies": deps}))
-    npm = shutil.which("npm")
-    assert npm, "npm is missing: install Node.js and npm"
-    subprocess.run([npm, "install", "--package-lock-only", "--ignore-scripts", "--no-audit",
-                    "--no-fund"], cwd=root, check=True, capture_output=True)
-    return manifest
 
 
 @pytest.fixture
@@ -37,13 +24,13 @@ def mocks() -> RecordingMocks:
 def projects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     # is-odd 2.0.0 needs is-number ^4, 3.0.1 needs ^6: one direct bump moves a transitive one too.
     root = tmp_path_factory.mktemp("node-projects")
-    old = _locked_project(root / "old", {"is-odd": "2.0.0"})
+    old = npm_locked_project(root / "old", {"is-odd": "2.0.0"})
     moved = root / "elsewhere/old"
     moved.mkdir(parents=True)
     for name in ("package.json", "package-lock.json"):
         shutil.copy(old.parent / name, moved / name)
     return {"old": old, "moved": moved / "package.json",
-            "new": _locked_project(root / "new", {"is-odd": "3.0.1"})}
+            "new": npm_locked_project(root / "new", {"is-odd": "3.0.1"})}
 
 
 def _package_changes(olds: dict[str, Any], news: dict[str, Any]) -> dict[str, tuple[Any, Any]]:

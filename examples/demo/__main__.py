@@ -8,7 +8,7 @@ layer = LambdaLayerBuild(
     "demo-deps",
     runtime="python3.11",
     architecture="arm64",
-    requirements="../python-layer/requirements.txt",
+    requirements="../python-layer/layer/requirements.txt",
     layer_name="demo-deps",
     description="make demo layer",
     share_with=["111122223333"],

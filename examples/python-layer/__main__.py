@@ -9,7 +9,7 @@ deps = LambdaLayerBuild(
     "deps",
     runtime="python3.12",
     architecture="arm64",
-    requirements="requirements.txt",
+    requirements="layer/requirements.txt",  # the layer's; the program's own would be ./requirements.txt
     layer_name="python-layer-deps",
     description="numpy + requests",
 )

@@ -108,7 +108,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="region to scan (repeatable; default: the layer's region)")
     d.add_argument("--all-regions", action="store_true", help="scan every Lambda region")
     d.add_argument("--profile")
-    d.add_argument("--assume-role-arn")
+    d.add_argument("--assume-role-arn", action="append", default=[], metavar="ROLE_ARN",
+                   help="scan the account of this role (repeatable: one role per account; "
+                        "default: the caller's account)")
     d.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     d.set_defaults(func=_drift)
     return p
@@ -254,7 +256,8 @@ def _drift(args: argparse.Namespace) -> int:
         raise SpecError("--all-regions", "cannot be combined with --region", "give one of them")
     regions = (lambda_regions(AwsTarget(profile=args.profile), partition) if args.all_regions
                else args.region or [layer_region])
-    uses = drift([AwsTarget(r, args.profile, args.assume_role_arn) for r in regions], args.layer,
+    roles = args.assume_role_arn or [None]
+    uses = drift([AwsTarget(r, args.profile, role) for role in roles for r in regions], args.layer,
                  skip_disabled_regions=args.all_regions)
     stale = sum(u.status == "stale" for u in uses)
     if args.json:
@@ -263,7 +266,9 @@ def _drift(args: argparse.Namespace) -> int:
     else:
         for u in uses:
             note = f"  uses version {u.version}" if u.status == "stale" else ""
-            print(f"{u.status:<8} {u.region}  {u.function}{note}")
+            # With several accounts, the account (5th field of the function's ARN) tells them apart.
+            where = f"{u.function_arn.split(':')[4]}  " if len(roles) > 1 else ""
+            print(f"{u.status:<8} {u.region}  {where}{u.function}{note}")
         print(f"{len(uses)} function(s) use {layer}; {stale} stale" if uses
               else f"no function uses {layer} in {', '.join(regions)}")
     return 1 if stale else 0

@@ -537,3 +537,22 @@ def test_layer_shared_with_everyone_or_an_organization(cross_env: str) -> None:
             else:
                 assert layer in allowed
         assert set(_layers_of(lam, fn)) == allowed
+
+
+def test_drift_cli_scans_every_account_given(cross_env: str,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    owner = boto3.client("lambda")
+    v1, v2 = _layer(owner)
+    name = layer_base_arn(v1).rsplit(":", 1)[1]
+    for version in (1, 2):
+        owner.add_layer_version_permission(LayerName=name, VersionNumber=version, StatementId="b",
+                                           Action="lambda:GetLayerVersion", Principal=ACCOUNT_B)
+    fn_a = _function(owner, [v2])
+    fn_b = _function(_client_in(ACCOUNT_B), [v1], _client_in(ACCOUNT_B, "iam"))
+    own = "arn:aws:iam::123456789012:role/pll-drift-own"  # moto's default account, by a role too
+    assert main(["drift", "--layer", v2, "--assume-role-arn", own,
+                 "--assume-role-arn", _role(ACCOUNT_B)]) == 1
+    out = capsys.readouterr().out
+    assert f"current  us-east-1  123456789012  {fn_a}" in out
+    assert f"stale    us-east-1  {ACCOUNT_B}  {fn_b}  uses version 1" in out
+    assert main(["drift", "--layer", v2, "--assume-role-arn", own]) == 0  # B not scanned

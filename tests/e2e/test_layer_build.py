@@ -113,7 +113,11 @@ def test_publish_preview_replace_share_refresh_destroy(pulumi_project: PulumiPro
     assert publish.zip_sha256(zip_path) == out["code_sha256"]
     with zipfile.ZipFile(zip_path) as zf:
         assert out["unzipped_size"] == sum(i.file_size for i in zf.infolist()) > 0
-    assert "[lambda-layers]" in up.stdout + up.stderr, "build progress reaches the Pulumi log"
+    log = up.stdout + up.stderr  # build progress reaches the Pulumi log: each step, builder, sizes
+    for step in ("[lambda-layers] fingerprint: ", "[lambda-layers] docker: building in ",
+                 "[lambda-layers] validate: ok (", "[lambda-layers] build: docker (",
+                 "[lambda-layers] published arn:aws:lambda:"):
+        assert step in log, f"{step!r} not in the up output:\n{log}"
     principals = _policy_principals(aws_env, "e2e-deps", 1)
     assert "111122223333" in principals and "o-abcdefghij" in principals
 
@@ -201,30 +205,44 @@ def test_bad_input_fails_preview_against_the_argument(pulumi_project: PulumiProj
     assert "Traceback" not in text, text
 
 
-def test_killed_up_then_up_again_publishes_one_version(pulumi_project: PulumiProject,
-                                                        aws_env: str) -> None:
-    cli = _project(pulumi_project, "six==1.16.0\n", layer_name="e2e-killed")
+def _kill_up_after_publish(cli: PulumiCLI, project_dir: Path, endpoint: str, layer: str,
+                           published: int) -> None:
+    """Run `up`, kill the engine and provider right after the provider has published version
+    `published`, and do what a user does then: cancel, and clear the pending create."""
     cmd = [str(cli.bin_dir / "pulumi"), "--non-interactive", "up", "--yes", "--skip-preview"]
     # The provider hangs right after publishing, so the kill lands between publish and state write.
     env = {**cli.env, "PLL_FAULT_INJECT": "after-publish"}
-    proc = subprocess.Popen(cmd, cwd=pulumi_project.dir, env=env, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(cmd, cwd=project_dir, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 300
-    while not _versions(aws_env, "e2e-killed"):
-        assert proc.poll() is None or _versions(aws_env, "e2e-killed"), "up ended before publishing"
-        assert time.monotonic() < deadline, "no version published within 300 s"
+    while published not in _versions(endpoint, layer):
+        assert proc.poll() is None or published in _versions(endpoint, layer), \
+            "up ended before publishing"
+        assert time.monotonic() < deadline, f"version {published} not published within 300 s"
         time.sleep(0.05)
     time.sleep(1)
     assert proc.poll() is None, "up finished although the provider should hang after publishing"
     os.killpg(proc.pid, signal.SIGKILL)  # the engine and the provider die right after the publish
     proc.wait()
-
-    # What a user does after a killed up: release the lock, clear the pending create; the next
-    # up must then find the version already published and reuse it.
     cli.run("cancel", "--yes")
     cli.run("refresh", "--yes", "--clear-pending-creates", check=False)
+
+
+def test_killed_up_then_up_again_publishes_one_version(pulumi_project: PulumiProject,
+                                                        aws_env: str) -> None:
+    cli = _project(pulumi_project, "six==1.16.0\n", layer_name="e2e-killed")
+    _kill_up_after_publish(cli, pulumi_project.dir, aws_env, "e2e-killed", published=1)
     in_state = [r for r in cli.resources() if r["type"].endswith("LambdaLayerBuild")]
     assert in_state == [], "the kill came after the state was written: the test proves nothing"
+    # The next up must find the version already published and reuse it.
     cli.up()
     assert _versions(aws_env, "e2e-killed") == [1]
     assert cli.outputs()["version"] == 1
+
+    # The same during a replace: version 1 is live, version 2 gets published, the deploy dies.
+    (pulumi_project.dir / "requirements.lock").write_text("six==1.17.0\n")
+    _kill_up_after_publish(cli, pulumi_project.dir, aws_env, "e2e-killed", published=2)
+    assert _versions(aws_env, "e2e-killed") == [1, 2]
+    cli.up()
+    assert cli.outputs()["version"] == 2, "the published version 2 is reused, not a version 3"
+    assert _versions(aws_env, "e2e-killed") == [2], "and version 1 goes once 2 has taken over"

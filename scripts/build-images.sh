@@ -18,10 +18,11 @@ KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 # debootstrap is mostly download + dpkg, one core each; the emulated arm64 one is the long pole.
 JOBS="${PLL_JOBS:-$(nproc)}"
 
-# name  arch  suite  packages... The arm64 one comes first so the amd64 ones overlap with it.
+# name  arch  suite  packages... The arm64 ones come first so the amd64 ones overlap with them.
 # trixie's nodejs is 20.x (checked after the build), which is why the node image is trixie.
 IMAGES=(
     "python3.11 arm64  bookworm python3 python3-pip ca-certificates"
+    "nodejs20.x arm64  trixie   nodejs npm ca-certificates"
     "python3.11 x86_64 bookworm python3 python3-pip ca-certificates"
     "python3.13 x86_64 trixie   python3 python3-pip ca-certificates"
     "nodejs20.x x86_64 trixie   nodejs npm ca-certificates"

@@ -15,6 +15,7 @@ LOCAL_IMAGES: dict[tuple[str, str], str] = {
     ("python3.11", "arm64"): "pulumi-lambda-layers-dev/python3.11:arm64",
     ("python3.13", "x86_64"): "pulumi-lambda-layers-dev/python3.13:x86_64",
     ("nodejs20.x", "x86_64"): "pulumi-lambda-layers-dev/nodejs20.x:x86_64",
+    ("nodejs20.x", "arm64"): "pulumi-lambda-layers-dev/nodejs20.x:arm64",
 }
 
 FIX_ENGINE = "bash scripts/ensure-docker.sh"

@@ -34,12 +34,14 @@ def test_python_image_version_and_machine(runtime_id: str, arch: str) -> None:
     assert out[1] == UNAME[arch], out
 
 
-def test_node_image_runs_node_and_npm() -> None:
-    image = require_image("nodejs20.x", "x86_64")
-    node, npm = run(image, "node --version; npm --version", user="1000:1000",
-                    environment={"HOME": "/tmp"}).splitlines()
+@pytest.mark.parametrize("arch", ["x86_64", "arm64"])
+def test_node_image_runs_node_and_npm(arch: str) -> None:
+    image = require_image("nodejs20.x", arch)
+    node, npm, machine = run(image, "node --version; npm --version; uname -m", user="1000:1000",
+                             environment={"HOME": "/tmp"}).splitlines()
     assert node.startswith("v20."), node
     assert npm.split(".")[0].isdigit(), npm
+    assert machine == UNAME[arch], machine
 
 
 def test_pip_reaches_registry_from_container_as_non_root() -> None:

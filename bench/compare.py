@@ -21,6 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from build_speed import HOST_CA_BUNDLE, LOCAL_IMAGE, MB, zip_dir  # noqa: E402
 
+from pulumi_lambda_layers.runtimes import NPM_CPU, UNAME_MACHINE  # noqa: E402
+
 # The issue's workload, pinned so every method installs the same files.
 PY_WORKLOAD = ("annotated-types==0.7.0\ncertifi==2024.8.30\ncharset-normalizer==3.3.2\nidna==3.10\n"
                "numpy==1.26.4\npandas==2.2.3\npydantic==2.9.2\npydantic-core==2.23.4\n"
@@ -37,8 +39,6 @@ BENCH_VENV = Path(os.environ.get("PLL_DEV_CACHE", Path.home() / ".cache/pulumi-l
 PROJECT = "this project (local builder)"
 SCENARIOS = ("cold", "warm", "unchanged", "bump")
 ELF_MACHINE = {"x86_64": 62, "arm64": 183}  # e_machine: EM_X86_64, EM_AARCH64
-NPM_CPU = {"x86_64": "x64", "arm64": "arm64"}
-UNAME = {"x86_64": "x86_64", "arm64": "aarch64"}
 
 
 @dataclass(frozen=True)
@@ -236,7 +236,7 @@ class PipZip(Peer):
                               "--disable-pip-version-check", "-r",
                               str(self.wl.source(scenario, spec_dir)), "-t",
                               str(work / "layer/python"),
-                              "--platform", f"manylinux2014_{UNAME[self.wl.arch]}",
+                              "--platform", f"manylinux2014_{UNAME_MACHINE[self.wl.arch]}",
                               "--only-binary=:all:", "--python-version", self.wl.python_version],
                              {"PIP_CACHE_DIR": str(state / "pip")})
         return zipped(seconds, rss, work / "layer", work, self.wl.arch)
@@ -253,7 +253,7 @@ class UvZip(Peer):
         seconds, rss = timed([find_uv_bin(), "pip", "install", "-q", "-r",
                               str(self.wl.source(scenario, spec_dir)), "--target",
                               str(work / "layer/python"),
-                              "--python-platform", f"{UNAME[self.wl.arch]}-manylinux_2_17",
+                              "--python-platform", f"{UNAME_MACHINE[self.wl.arch]}-manylinux_2_17",
                               "--python-version", self.wl.python_version],
                              {"UV_CACHE_DIR": str(state / "uv")})
         return zipped(seconds, rss, work / "layer", work, self.wl.arch)
@@ -356,7 +356,7 @@ class InContainer(Peer):
 
     @property
     def note(self) -> str:  # type: ignore[override]
-        emulated = " under qemu" if UNAME[self.wl.arch] != platform.machine() else ""
+        emulated = " under qemu" if UNAME_MACHINE[self.wl.arch] != platform.machine() else ""
         return (f"{self.tool} in the local {self.wl.runtime} {self.wl.arch} build image{emulated}, "
                 f"a new container each time (no {self.tool} cache)")
 
@@ -380,7 +380,7 @@ class InContainer(Peer):
                "-e", "PIP_CERT=/ca.pem", "-e", "SSL_CERT_FILE=/ca.pem",
                "-e", "NODE_EXTRA_CA_CERTS=/ca.pem", "-e", "npm_config_cafile=/ca.pem",
                "-e", "npm_config_update_notifier=false", self.image,
-               "sh", "-c", f"set -e; uname -m | grep -qx {UNAME[self.wl.arch]}; {self.script()}; "
+               "sh", "-c", f"set -e; uname -m | grep -qx {UNAME_MACHINE[self.wl.arch]}; {self.script()}; "
                "chmod -R a+rwX /out"]
         seconds, _ = timed(cmd)  # the docker CLI's RSS says nothing about the build's
         run = zipped(seconds, float("nan"), work / "layer", work, self.wl.arch)

@@ -181,12 +181,13 @@ def _install(staged: ZipResult, output: Path, move: bool = False) -> ZipResult:
     output.parent.mkdir(parents=True, exist_ok=True)
     # Staged files are made private (mkstemp); the layer zip is an ordinary readable artifact.
     os.chmod(staged.path, 0o644)
-    try:
-        if not move:
-            raise OSError("link or copy")
-        os.replace(staged.path, output)
-    except OSError:  # not asked to move, or another file system
-        cache.place(staged.path, output)
+    if move:
+        try:
+            os.replace(staged.path, output)
+            return dataclasses.replace(staged, path=output)
+        except OSError:
+            pass  # another file system: copied below
+    cache.place(staged.path, output)
     return dataclasses.replace(staged, path=output)
 
 

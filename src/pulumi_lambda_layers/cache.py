@@ -60,7 +60,7 @@ def facts(content_hash: str) -> dict[str, Any] | None:
 
 
 def store(content_hash: str, built: Path, sha256: str, about: dict[str, Any]) -> Path:
-    """Copy a built, validated zip into the cache with its facts; returns its cached path."""
+    """Put a validated zip in the cache (linked or copied) with its facts; returns its path."""
     path = zip_path(content_hash)
     if built.resolve() != path.resolve():
         place(built, path)

@@ -481,13 +481,19 @@ def test_concurrent_change_is_detected_by_revision_id(cross_env: str) -> None:
     assert len({c.new_revision for c in changes} | {c.old_revision for c in changes}) == 4
 
 
-def test_layer_shared_with_an_account_can_be_attached_there_only(cross_env: str) -> None:
-    owner = boto3.client("lambda")
-    v1, v2 = _layer(owner)
-    name = layer_base_arn(v1).rsplit(":", 1)[1]
+def _layer_shared_with_b(owner: Any) -> list[str]:
+    """Two versions of a new layer in the default account, both readable by ACCOUNT_B."""
+    versions = _layer(owner)
+    name = layer_base_arn(versions[0]).rsplit(":", 1)[1]
     for version in (1, 2):
         owner.add_layer_version_permission(LayerName=name, VersionNumber=version, StatementId="b",
                                            Action="lambda:GetLayerVersion", Principal=ACCOUNT_B)
+    return versions
+
+
+def test_layer_shared_with_an_account_can_be_attached_there_only(cross_env: str) -> None:
+    owner = boto3.client("lambda")
+    v1, v2 = _layer_shared_with_b(owner)
     in_b = AwsTarget(assume_role_arn=_role(ACCOUNT_B))
     fn_b = _function(_client_in(ACCOUNT_B), [v1], _client_in(ACCOUNT_B, "iam"))  # plain moto 5.2.5 fails right here
 
@@ -542,11 +548,7 @@ def test_layer_shared_with_everyone_or_an_organization(cross_env: str) -> None:
 def test_drift_cli_scans_every_account_given(cross_env: str,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     owner = boto3.client("lambda")
-    v1, v2 = _layer(owner)
-    name = layer_base_arn(v1).rsplit(":", 1)[1]
-    for version in (1, 2):
-        owner.add_layer_version_permission(LayerName=name, VersionNumber=version, StatementId="b",
-                                           Action="lambda:GetLayerVersion", Principal=ACCOUNT_B)
+    v1, v2 = _layer_shared_with_b(owner)
     fn_a = _function(owner, [v2])
     fn_b = _function(_client_in(ACCOUNT_B), [v1], _client_in(ACCOUNT_B, "iam"))
     own = "arn:aws:iam::123456789012:role/pll-drift-own"  # moto's default account, by a role too

@@ -138,6 +138,14 @@ def test_cli_build_prints_hash_builder_counts(numpy_lock: Path, tmp_path: Path,
     assert again["validation"] == data["validation"] and out.read_bytes()
     assert cli([*args, "--no-cache"]) == 0
     assert json.loads(capsys.readouterr().out)["builder"] == "local"
+    # Without --json: the same facts for a person.
+    assert cli(args[:-1]) == 0
+    text = capsys.readouterr().out
+    for line in (f"built {out}", f"content hash  {data['content_hash']}",
+                 "builder       cache (built before by local)", "packages      1",
+                 f"zipped        {data['zipped_size']:,} bytes ({data['file_count']} files)",
+                 f"unzipped      {data['unzipped_size']:,} bytes", f"sha256        {data['sha256']}"):
+        assert line in text, (line, text)
 
 
 def test_image_with_other_python_is_refused(numpy_lock: Path, tmp_path: Path) -> None:
@@ -271,3 +279,25 @@ def test_lock_with_hashes_installs_only_the_artifact_it_names(tmp_path: Path) ->
                     tmp_path / "bad.zip", log=lambda _m: None)
     assert "hash" in str(err.value).lower() and "six" in str(err.value)
     assert not (tmp_path / "bad.zip").exists()
+
+
+def test_proxy_option_reaches_the_local_installer(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # A proxy nobody listens on: the install can only fail, and only through the proxy (a tunnel
+    # error), which shows the option reached uv. The same spec without it installs.
+    import socket
+
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))  # nothing to install from
+    monkeypatch.setenv("UV_HTTP_RETRIES", "0")
+    monkeypatch.setenv("PLL_CACHE_DIR", str(tmp_path / "cache"))
+    lock = write(tmp_path / "requirements.lock", "six==1.16.0\n")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    spec = make_spec(runtime="python3.11", lock=str(lock), builder="local",
+                     proxy={"HTTPS_PROXY": dead})
+    with pytest.raises(BuildError, match="tunnel error"):
+        build_layer(spec, tmp_path / "proxied.zip", log=lambda _m: None)
+    assert not (tmp_path / "proxied.zip").exists()
+    plain = make_spec(runtime="python3.11", lock=str(lock), builder="local")
+    assert build_layer(plain, tmp_path / "plain.zip", log=lambda _m: None).packages == {"six": "1.16.0"}

@@ -77,6 +77,34 @@ def test_sharp_for_the_wrong_arch_fails_validation(sharp_layers: dict[str, Build
     assert any(f.code == "elf-machine" and f.path.endswith(".node") for f in report.findings)
 
 
+def test_x64_node_modules_shipped_to_an_arm64_layer_is_never_published(
+        sharp_layers: dict[str, BuildResult], tmp_path: Path, aws_env: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The classic trap: node_modules installed on an x64 laptop, shipped as a folder to an arm64
+    # layer. It builds (a folder is zipped as it is) but must stop before publish.
+    import boto3
+
+    from pulumi_lambda_layers.errors import ValidationError
+    from pulumi_lambda_layers.resources import LayerBuildProvider, program_time_fingerprint
+
+    monkeypatch.setenv("PLL_CACHE_DIR", str(tmp_path / "cache"))
+    folder = tmp_path / "from-laptop"
+    with zipfile.ZipFile(sharp_layers["x86_64"].zip.path) as zf:
+        zf.extractall(folder)
+    args = {"runtime": "nodejs20.x", "architecture": "arm64", "source_dir": str(folder)}
+    content_hash, packages, build, errors = program_time_fingerprint(args)
+    assert errors == []
+    name = f"pll-wrong-arch-{os.getpid()}"
+    props = {"content_hash": content_hash, "packages": packages, "runtime": "nodejs20.x",
+             "architecture": "arm64", "layer_name": name, "description": "", "share_with": [],
+             "retain_versions": 0, "retain_on_delete": False, "build": build}
+    with pytest.raises(ValidationError) as err:
+        LayerBuildProvider().create(props)
+    text = str(err.value)
+    assert "@img/sharp-linux-x64" in text and ".node" in text and "arm64" in text, text
+    assert boto3.client("lambda").list_layer_versions(LayerName=name)["LayerVersions"] == []
+
+
 def test_auto_builds_sharp_in_docker_because_of_its_install_script(tmp_path: Path) -> None:
     manifest = _sharp_manifest(tmp_path / "src")
     spec = make_spec(runtime="nodejs20.x", package_json=str(manifest),

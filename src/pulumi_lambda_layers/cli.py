@@ -82,6 +82,17 @@ def _parser() -> argparse.ArgumentParser:
     h.add_argument("--image")
     h.set_defaults(func=_hash)
 
+    c = sub.add_parser("diff", help="what changes in the layer between two dependency sources "
+                                    "(packages added, removed, old -> new); exit 1 when the "
+                                    "layer changes; builds nothing")
+    _target_args(c)
+    c.add_argument("old", help="the source the layer is built from now (e.g. main's lock)")
+    c.add_argument("new", help="the source it would be built from")
+    c.add_argument("--locked", action="store_true")
+    c.add_argument("--builder", choices=BUILDERS, default="auto")
+    c.add_argument("--image")
+    c.set_defaults(func=_diff)
+
     i = sub.add_parser("inspect", help="validate a layer zip for a runtime and architecture")
     _target_args(i)
     i.add_argument("zip", type=Path)
@@ -200,6 +211,33 @@ def _hash(args: argparse.Namespace) -> int:
         for name, version in fp.packages.items():
             print(f"  {name} {version}")
     return 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from .fingerprint import fingerprint, package_changes
+
+    old = fingerprint(_spec(argparse.Namespace(**{**vars(args), "source": args.old})))
+    new = fingerprint(_spec(argparse.Namespace(**{**vars(args), "source": args.new})))
+    changes = package_changes(old.packages, new.packages)
+    changed = old.content_hash != new.content_hash
+    if args.json:
+        print(json.dumps({"changed": changed, "old_content_hash": old.content_hash,
+                          "new_content_hash": new.content_hash,
+                          "packages": [{"name": n, "old": a, "new": b} for n, a, b in changes]},
+                         indent=2))
+    elif not changed:
+        print(f"no change: content hash {new.content_hash}")
+    else:
+        print(f"content hash {old.content_hash[:16]} -> {new.content_hash[:16]} "
+              "(a new layer version)")
+        for name, before, after in changes:
+            print(f"  + {name} {after}" if before is None else
+                  f"  - {name} {before}" if after is None else
+                  f"  ~ {name} {before} -> {after}")
+        if not changes:
+            print("  same packages; something else that decides the bytes changed (options, "
+                  "files of a folder source)")
+    return 1 if changed else 0
 
 
 def _inspect(args: argparse.Namespace) -> int:

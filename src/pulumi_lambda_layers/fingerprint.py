@@ -83,6 +83,14 @@ def fingerprint(spec: LayerSpec) -> Fingerprint:
     return Fingerprint(hashlib.sha256(blob).hexdigest(), packages, files, canonical)
 
 
+def package_changes(old: dict[str, str], new: dict[str, str]
+                    ) -> list[tuple[str, str | None, str | None]]:
+    """(name, old version or None, new version or None) of every package added, removed or
+    changed between two manifests, by name."""
+    return [(name, old.get(name), new.get(name)) for name in sorted(set(old) | set(new))
+            if old.get(name) != new.get(name)]
+
+
 # ---------------------------------------------------------------- Python
 
 def target_environment(runtime: Runtime, machine: str) -> dict[str, str]:

@@ -213,3 +213,26 @@ def test_source_dir_hash_ignores_location_and_bytecode(tmp_path: Path) -> None:
     assert ha == _hash(runtime="python3.11", source_dir=str(tmp_path / "b"))
     (tmp_path / "b/python/mylib/__init__.py").write_text("VALUE = 2\n")
     assert ha != _hash(runtime="python3.11", source_dir=str(tmp_path / "b"))
+
+
+def test_cli_diff_names_added_removed_and_changed_packages(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pulumi_lambda_layers.cli import main as cli
+
+    old = write(tmp_path / "old/requirements.lock", "six==1.16.0\nidna==3.10\n")
+    new = write(tmp_path / "new/requirements.lock", "six==1.17.0\ncertifi==2024.8.30\n")
+    target = ["--runtime", "python3.11", "--arch", "arm64"]
+    assert cli(["diff", str(old), str(new), *target]) == 1
+    text = capsys.readouterr().out
+    for line in ("  + certifi 2024.8.30", "  - idna 3.10", "  ~ six 1.16.0 -> 1.17.0"):
+        assert line in text, text
+    assert cli(["diff", str(old), str(new), *target, "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["changed"] is True and data["packages"] == [
+        {"name": "certifi", "old": None, "new": "2024.8.30"},
+        {"name": "idna", "old": "3.10", "new": None},
+        {"name": "six", "old": "1.16.0", "new": "1.17.0"}]
+    same = write(tmp_path / "same/requirements.lock", "idna==3.10\nsix==1.16.0\n")
+    assert cli(["diff", str(old), str(same), *target]) == 0
+    assert "no change: content hash" in capsys.readouterr().out
+    assert cli(["diff", str(old), str(tmp_path / "missing.lock"), *target]) == 2

@@ -21,11 +21,12 @@ role = aws.iam.Role(
         "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}""",
 )
 
+functions: dict[str, aws.lambda_.Function] = {}
 for name in ("thumbnail", "medium"):
     # The zip holds index.mjs and a node_modules symlink to /opt/nodejs/node_modules, because
     # ES modules ignore NODE_PATH and would not find the layer's packages otherwise.
     code = package_function(f"functions/{name}", f"build/{name}.zip", "nodejs20.x")
-    fn = aws.lambda_.Function(
+    fn = functions[name] = aws.lambda_.Function(
         name,
         runtime="nodejs20.x",
         architectures=["arm64"],

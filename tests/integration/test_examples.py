@@ -28,7 +28,11 @@ def _run_example(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     shutil.copytree(EXAMPLES / name, copy)
     monkeypatch.chdir(copy)
     names = runpy.run_path(str(copy / "__main__.py"), run_name="__main__")
-    made = [v for v in names.values() if isinstance(v, pulumi.Resource)]
+    # Resources the program keeps at top level, alone or in a dict or list (one made in a loop
+    # and bound to a reused name would be missed, and checked before the mocks had seen it).
+    values = [v for x in names.values()
+              for v in (x.values() if isinstance(x, dict) else x if isinstance(x, list) else [x])]
+    made = [v for v in values if isinstance(v, pulumi.Resource)]
     return pulumi.Output.all(*[r.urn for r in made])
 
 

@@ -28,6 +28,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def dead_url() -> str:
+    """http://127.0.0.1:<a port nobody listens on>: an endpoint or proxy that refuses at once."""
+    return f"http://127.0.0.1:{_free_port()}"
+
+
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
     """A real moto server process on a free 127.0.0.1 port; yields its endpoint URL."""

@@ -20,8 +20,8 @@ import deflate
 
 STORED, DEFLATED = 0, 8
 # The compressor is libdeflate: at zlib's level 6 it is about 3x faster than zlib and its output
-# is smaller. Its bytes are part of every layer's CodeSha256, so its name and version are an input
-# of every content hash and pack key (fingerprint.FORMAT_VERSION, packs.PACK_FORMAT).
+# is smaller. Its bytes are part of every layer's CodeSha256, so DEFLATE (name and version) is an
+# input of every content hash (fingerprint.fingerprint) and pack key (incremental.package_key).
 # Kept equal to pyproject's pin (a unit test checks the installed version against it); read from
 # package metadata, it would cost every start-up an importlib.metadata import.
 DEFLATE = "libdeflate (deflate 0.9.0)"

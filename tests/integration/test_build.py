@@ -15,7 +15,7 @@ from pulumi_lambda_layers.build import BuildResult, build_layer
 from pulumi_lambda_layers.cli import main as cli
 from pulumi_lambda_layers.runtimes import RUNTIMES
 from pulumi_lambda_layers.validate import inspect_zip
-from tests.conftest import docker_build_options, write
+from tests.conftest import dead_url, docker_build_options, write
 from tests.testbed_images import require_image
 
 NUMPY = "numpy==1.26.4\n"
@@ -285,15 +285,11 @@ def test_proxy_option_reaches_the_local_installer(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     # A proxy nobody listens on: the install can only fail, and only through the proxy (a tunnel
     # error), which shows the option reached uv. The same spec without it installs.
-    import socket
-
     monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))  # nothing to install from
     monkeypatch.setenv("UV_HTTP_RETRIES", "0")
     monkeypatch.setenv("PLL_CACHE_DIR", str(tmp_path / "cache"))
     lock = write(tmp_path / "requirements.lock", "six==1.16.0\n")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    dead = dead_url()
     spec = make_spec(runtime="python3.11", lock=str(lock), builder="local",
                      proxy={"HTTPS_PROXY": dead})
     with pytest.raises(BuildError, match="tunnel error"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import uuid
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 
 from pulumi_lambda_layers.publish import PublishError
 from pulumi_lambda_layers.resources import LayerBuildProvider, program_time_fingerprint
-from tests.conftest import write
+from tests.conftest import dead_url, write
 
 
 def test_failed_publish_then_retry_reuses_the_built_zip(
@@ -29,9 +28,7 @@ def test_failed_publish_then_retry_reuses_the_built_zip(
              "retain_on_delete": False, "build": build}
 
     # AWS is unreachable at publish time (a port nobody listens on), after the build ran.
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    dead = dead_url()
     monkeypatch.setenv("AWS_ENDPOINT_URL", dead)
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     with pytest.raises(PublishError, match=f"Could not connect to the endpoint URL: \"{dead}/"):

@@ -153,12 +153,10 @@ def ensure_image(client: Any, image: str, platform: str, log: Log) -> Any:
 def run_container(client: Any, image: Any, script: str, volumes: dict[str, dict[str, str]],
                   spec: LayerSpec, log: Log) -> None:
     """Run script in image, stream its log, raise BuildError with the tail when it fails."""
+    # volumes mounts the package cache volume at _CACHE (DockerBuilder.build always does).
     env = {"HOME": "/tmp", "PIP_BREAK_SYSTEM_PACKAGES": "1", "PIP_ROOT_USER_ACTION": "ignore",
-           "npm_config_update_notifier": "false"}
-    if any(v["bind"] == _CACHE for v in volumes.values()):
-        env.update(PIP_CACHE_DIR=f"{_CACHE}/pip", npm_config_cache=f"{_CACHE}/npm")
-    else:
-        env["npm_config_cache"] = "/tmp/.npm"
+           "npm_config_update_notifier": "false", "PIP_CACHE_DIR": f"{_CACHE}/pip",
+           "npm_config_cache": f"{_CACHE}/npm"}
     for key, value in spec.proxy.items():
         env[key] = env[key.lower()] = value
     container = client.containers.run(

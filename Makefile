@@ -4,7 +4,7 @@ VENV := .venv
 export PLL_DEV_CACHE ?= $(HOME)/.cache/pulumi-lambda-layers-dev
 export PYTHON := $(CURDIR)/$(VENV)/bin/python
 
-.PHONY: setup venv docker images pulumi test unit demo bench clean
+.PHONY: setup venv docker images pulumi test unit demo bench bench-stack clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -34,6 +34,9 @@ demo: setup
 
 bench: setup
 	$(VENV)/bin/python bench/build_speed.py
+
+bench-stack: setup
+	$(VENV)/bin/python bench/stack.py
 
 clean:
 	rm -rf $(VENV) build dist out

@@ -8,7 +8,9 @@ updates (functions report none). This server patches both, in its own process, a
   or to "*" with an aws:PrincipalOrgID / OrganizationId its account belongs to (moto
   Organizations); otherwise AccessDeniedException (403);
 - functions carry a RevisionId that every configuration or code update renews, and an update
-  naming another RevisionId fails with PreconditionFailedException (412).
+  naming another RevisionId fails with PreconditionFailedException (412);
+- STS refuses to assume a role whose name starts with `pll-untrusted` (AccessDenied, as for a
+  role whose trust policy leaves the caller out; moto checks no trust policy).
 
 Run `python tests/moto_cross_account.py -H 127.0.0.1 -p PORT`, or `start_cross_account_moto()`.
 """
@@ -24,6 +26,9 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+
+
+UNTRUSTED_ROLE_PREFIX = "pll-untrusted"  # roles this server's STS refuses to hand out
 
 
 class CrossAccountMoto:
@@ -144,6 +149,22 @@ def _patch_moto() -> None:
         return wrapped
 
     models.LambdaFunction.get_configuration = get_configuration
+
+    from moto.sts.exceptions import STSClientError
+    from moto.sts.models import STSBackend
+
+    original_assume_role = STSBackend.assume_role
+
+    def assume_role(self: Any, region_name: str, role_session_name: str, role_arn: str,
+                    *args: Any, **kwargs: Any) -> Any:
+        if role_arn.split(":role/")[-1].startswith(UNTRUSTED_ROLE_PREFIX):
+            raise STSClientError("AccessDenied", f"User: arn:aws:iam::{self.account_id}:user/"
+                                 f"deployer is not authorized to perform: sts:AssumeRole on "
+                                 f"resource: {role_arn}")
+        return original_assume_role(self, region_name, role_session_name, role_arn, *args,
+                                    **kwargs)
+
+    STSBackend.assume_role = assume_role
     models.LambdaFunction.update_configuration = renewing(models.LambdaFunction.update_configuration)
     models.LambdaFunction.update_function_code = renewing(models.LambdaFunction.update_function_code)
     models.LambdaBackend.update_function_configuration = guarded(

@@ -255,7 +255,21 @@ def drift(targets: Sequence[AwsTarget], layer_version_arn: str, *,
     it is layer_version_arn and `stale` otherwise. Lambda layers are regional, so only functions in
     the layer's own region can appear. skip_disabled_regions: an opt-in region the account has not
     enabled is skipped with a warning instead of failing."""
-    base = layer_base_arn(layer_version_arn)
+    layer_base_arn(layer_version_arn)
+    return [replace(u, status="current" if u.layer_version_arn == layer_version_arn else "stale")
+            for u in layer_users(targets, layer_version_arn,
+                                 skip_disabled_regions=skip_disabled_regions)]
+
+
+def layer_users(targets: Sequence[AwsTarget], layer: str, *,
+                skip_disabled_regions: bool = False) -> list[FunctionUse]:
+    """Every function ($LATEST, the configuration a next update starts from) in the targets'
+    accounts and regions that uses any version of `layer` (a layer or layer version ARN), sorted
+    by region and name; status "current" throughout (drift sets it against one version).
+
+    Every target is scanned before anything is returned, so a role that cannot be assumed or a
+    denied list fails the whole call: a caller deleting versions on this answer deletes nothing."""
+    base = layer_arn(layer)
     uses: dict[str, FunctionUse] = {}
     for target in targets:
         sess = session(target)
@@ -268,8 +282,7 @@ def drift(targets: Sequence[AwsTarget], layer_version_arn: str, *,
                         arn = next((a for a in _layer_arns(fn) if _base(a) == base), None)
                         if arn is not None and fn["FunctionArn"] not in uses:
                             uses[fn["FunctionArn"]] = FunctionUse(
-                                fn["FunctionName"], fn["FunctionArn"], region, arn,
-                                "current" if arn == layer_version_arn else "stale")
+                                fn["FunctionName"], fn["FunctionArn"], region, arn, "current")
         except PublishError as exc:
             if not (skip_disabled_regions and exc.code in _DISABLED_REGION_CODES):
                 raise

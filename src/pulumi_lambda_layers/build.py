@@ -38,7 +38,7 @@ class BuildResult:
     zip: ZipResult
     report: Report
     warnings: list[str] = field(default_factory=list)
-    packs: PackStats | None = None  # set when a Python layer was assembled package by package
+    packs: PackStats | None = None  # set when a layer was assembled package by package
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -112,8 +112,8 @@ def _build(spec: LayerSpec, fp: Fingerprint, output: Path, log: Callable[[str], 
 def _package(spec: LayerSpec, fp: Fingerprint, work: Path,
              log: Callable[[str], None]
              ) -> tuple[ZipResult, Outcome, dict[str, list[Finding]], PackStats | None]:
-    """Install and zip: Python with a local build package by package (reusing cached packs),
-    anything else whole. Returns the zip, who built it, the entries already binary-checked and,
+    """Install and zip: a local build package by package (reusing cached packs), anything else
+    whole. Returns the zip, who built it, the entries already binary-checked and,
     package by package, what was reused."""
     # Imported here, not at the top: a cache hit never builds and starts faster without them.
     from . import incremental
@@ -124,7 +124,7 @@ def _package(spec: LayerSpec, fp: Fingerprint, work: Path,
         log(f"package: zipping {spec.source.path.name}")
         zipped = make_zip(spec.source.path, staged, spec.exclude, spec.slim)
         return zipped, Outcome("none", "source_dir is shipped as it is"), {}, None
-    if spec.runtime.language == "python" and spec.builder in ("local", "auto"):
+    if spec.builder in ("local", "auto"):  # Python requirements/locks and package.json
         try:
             done = incremental.build(spec, fp, work, staged, log)
         except NoCompatibleWheel:

@@ -48,7 +48,7 @@ def lookup(content_hash: str) -> Path | None:
 def record(content_hash: str, sha256: str) -> None:
     """Mark the zip at zip_path(content_hash) as complete; written after the zip itself."""
     digest_file = zip_path(content_hash).with_suffix(".sha256")
-    _write_atomic(digest_file, (sha256 + "\n").encode())
+    write_atomic(digest_file, (sha256 + "\n").encode())
 
 
 def facts(content_hash: str) -> dict[str, Any] | None:
@@ -64,7 +64,7 @@ def store(content_hash: str, built: Path, sha256: str, about: dict[str, Any]) ->
     path = zip_path(content_hash)
     if built.resolve() != path.resolve():
         place(built, path)
-    _write_atomic(path.with_suffix(".json"), json.dumps({**about, "sha256": sha256}).encode())
+    write_atomic(path.with_suffix(".json"), json.dumps({**about, "sha256": sha256}).encode())
     record(content_hash, sha256)
     return path
 
@@ -135,8 +135,16 @@ def place(src: Path, dst: Path) -> None:
         raise
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace path with data at once: a reader sees the old bytes or the new, never a part."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    # A name unique per call, not per process: the provider writes from several threads at once.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o644)  # mkstemp's 0600 would differ from the zips beside it
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -80,6 +80,12 @@ def _parser() -> argparse.ArgumentParser:
     h.add_argument("--frozen", action="store_true", help=FROZEN_HELP)
     h.add_argument("--builder", choices=BUILDERS, default="auto")
     h.add_argument("--image")
+    h.add_argument("--refresh", action="store_true",
+                   help="resolve unpinned requirements now, not from the resolution memo "
+                        "(the new result replaces the memo entry)")
+    h.add_argument("--max-age", metavar="DURATION",
+                   help="reuse a memoized resolution younger than this: seconds or 30m, 1h, 2d; "
+                        "0 resolves every time (default: 1h)")
     h.set_defaults(func=_hash)
 
     c = sub.add_parser("diff", help="what changes in the layer between two dependency sources "
@@ -124,6 +130,23 @@ def _parser() -> argparse.ArgumentParser:
                         "default: the caller's account)")
     d.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     d.set_defaults(func=_drift)
+
+    r = sub.add_parser("prune", help="delete versions of a layer older than the newest N that "
+                                     "no function uses; exit 1 on AWS errors")
+    r.add_argument("layer", metavar="LAYER", help="layer name or ARN (in the caller's account)")
+    r.add_argument("--keep", required=True, type=int, metavar="N",
+                   help="the newest N versions stay whatever uses them")
+    r.add_argument("--dry-run", action="store_true", help="list what would go; delete nothing")
+    r.add_argument("--region", help="the layer's region (default: from the ARN, or AWS_REGION)")
+    r.add_argument("--profile")
+    r.add_argument("--assume-role-arn", action="append", default=[], metavar="ROLE_ARN",
+                   help="also look for functions in this role's account (repeatable: one role "
+                        "per consumer account; the layer's own account is always scanned)")
+    r.add_argument("--include-owned", action="store_true",
+                   help="also prune versions a Pulumi stack resource published (kept by default: "
+                        "that resource's retention manages them)")
+    r.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    r.set_defaults(func=_prune)
     return p
 
 
@@ -202,8 +225,12 @@ def _build(args: argparse.Namespace) -> int:
 
 def _hash(args: argparse.Namespace) -> int:
     from .fingerprint import fingerprint
+    from .resolution_memo import Freshness, parse_max_age
 
-    fp = fingerprint(_spec(args))
+    freshness = Freshness(refresh=args.refresh)
+    if args.max_age is not None:
+        freshness = Freshness(parse_max_age(args.max_age, "--max-age"), args.refresh)
+    fp = fingerprint(_spec(args), freshness)
     if args.json:
         print(json.dumps({"content_hash": fp.content_hash, "packages": fp.packages}, indent=2))
     else:
@@ -310,6 +337,51 @@ def _drift(args: argparse.Namespace) -> int:
         print(f"{len(uses)} function(s) use {layer}; {stale} stale" if uses
               else f"no function uses {layer} in {', '.join(regions)}")
     return 1 if stale else 0
+
+
+def _prune(args: argparse.Namespace) -> int:
+    from .naming import LAYER_NAME, ROLE_ARN
+    from .publish import AwsTarget
+    from .retention import prune
+
+    if args.keep < 0:
+        raise SpecError("--keep", f"{args.keep} is not a number of versions",
+                        "give 0 or more (0: every unused version goes)")
+    layer = args.layer.strip()
+    arn = layer if layer.startswith("arn:") else None
+    if arn is not None:
+        from .attach import layer_arn
+
+        try:
+            arn = layer_arn(arn)
+        except SpecError as exc:
+            raise SpecError("LAYER", exc.problem, exc.fix) from None
+    elif not LAYER_NAME.fullmatch(layer):
+        raise SpecError("LAYER", f"{layer!r} is not a layer name or ARN",
+                        "1-140 letters, digits, '-' or '_', or arn:aws:lambda:REGION:ACCOUNT:"
+                        "layer:NAME")
+    for role in args.assume_role_arn:
+        if not ROLE_ARN.fullmatch(role):
+            raise SpecError("--assume-role-arn", f"{role!r} is not an IAM role ARN",
+                            "arn:aws:iam::<12-digit account>:role/<name>")
+    region = args.region or (arn.split(":")[3] if arn else None)
+    target = AwsTarget(region, args.profile)
+    consumers = [AwsTarget(region, args.profile, role) for role in args.assume_role_arn]
+    plan = prune(target, arn or layer, args.keep, consumers=consumers, dry_run=args.dry_run,
+                 include_owned=args.include_owned)
+    deleting = [v for v in plan if v.action == "delete"]
+    if args.json:
+        print(json.dumps({"layer": arn or layer, "keep": args.keep, "dry_run": args.dry_run,
+                          "versions": [v.to_dict() for v in plan]}, indent=2))
+        return 0
+    verb = "would delete" if args.dry_run else "deleted"
+    for v in plan:
+        action = verb if v.action == "delete" else "keep"
+        users = f": {', '.join(v.users)}" if v.users else ""
+        print(f"{v.version:>6}  {action:<12}  {v.reason}{users}")
+    print(f"{len(plan)} version(s) of {arn or layer}; {verb} {len(deleting)}" if plan
+          else f"{arn or layer} has no versions")
+    return 0
 
 
 def _progress(message: str) -> None:

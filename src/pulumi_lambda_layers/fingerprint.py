@@ -23,6 +23,8 @@ from .rawzip import DEFLATE
 from .runtimes import NPM_CPU, UNAME_MACHINE, Runtime
 from .spec import LayerSpec
 from .tools import npm_command, uv_command
+from . import resolution_memo
+from .resolution_memo import Freshness
 
 # Bump when the build or packaging changes what bytes a given spec produces.
 FORMAT_VERSION = 2  # 2: console scripts (site-packages/bin) no longer packed
@@ -57,15 +59,18 @@ class Fingerprint:
     canonical: dict[str, Any] = field(default_factory=dict)
 
 
-def fingerprint(spec: LayerSpec) -> Fingerprint:
-    """Resolve the spec's dependency set for its target and hash the canonical form of it."""
+def fingerprint(spec: LayerSpec, freshness: Freshness | None = None) -> Fingerprint:
+    """Resolve the spec's dependency set for its target and hash the canonical form of it.
+
+    freshness: how old a memoized resolution of unpinned requirements may be (default: one
+    hour, resolution_memo.DEFAULT_MAX_AGE); locks are always read exactly and never resolved."""
     kind = spec.source.kind
     if kind == "source_dir":
         content, packages, files = _source_dir_content(spec)
     elif kind == "package_json":
         content, packages, files = _node_content(spec)
     else:
-        content, packages, files = _python_content(spec)
+        content, packages, files = _python_content(spec, freshness)
     canonical = {
         "format": FORMAT_VERSION,
         "runtime": spec.runtime.id,
@@ -104,12 +109,13 @@ def target_environment(runtime: Runtime, machine: str) -> dict[str, str]:
     }
 
 
-def _python_content(spec: LayerSpec) -> tuple[Any, dict[str, str], dict[str, str]]:
+def _python_content(spec: LayerSpec, freshness: Freshness | None = None
+                    ) -> tuple[Any, dict[str, str], dict[str, str]]:
     src = spec.source
     options: list[str] = []
     if src.kind == "requirements":
         options = check_requirements_file(src.path, "requirements")
-        pins = parse_pinned(resolve_requirements(spec), "requirements", src.path, spec)
+        pins = parse_pinned(resolve_requirements(spec, freshness), "requirements", src.path, spec)
     elif src.lock_format == "uv.lock":
         pins = parse_pinned(_export_uv_lock(src.path), "lock", src.path, spec)
     elif src.lock_format == "poetry.lock":
@@ -183,17 +189,40 @@ def _logical_lines(text: str) -> list[tuple[int, str]]:
     return out
 
 
-def resolve_requirements(spec: LayerSpec) -> str:
-    """Pin every package, transitive ones included, for the target platform with `uv pip compile`."""
-    cmd = [*uv_command(), "pip", "compile", str(spec.source.path), "--quiet", "--no-header",
-           "--no-annotate", "--python-platform",
-           spec.runtime.manylinux_platform(spec.architecture), "--python-version",
-           spec.runtime.version]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=spec.source.path.parent)
-    if proc.returncode != 0:
-        raise ResolveError(f"requirements: could not resolve {spec.source.path.name} for "
-                           f"{spec.runtime.id} {spec.architecture}:\n{_indent(proc.stderr)}")
-    return proc.stdout
+def resolve_requirements(spec: LayerSpec, freshness: Freshness | None = None) -> str:
+    """Pin every package, transitive ones included, for the target platform with `uv pip compile`;
+    the same inputs resolved less than freshness.max_age ago give the memoized pins, no network."""
+    uv, *_ = uv_command()
+    options = ["pip", "compile", "--quiet", "--no-header", "--no-annotate", "--python-platform",
+               spec.runtime.manylinux_platform(spec.architecture), "--python-version",
+               spec.runtime.version]
+    if not os.environ.get("UV_PYTHON_DOWNLOADS"):
+        # --python-version names the target only; an interpreter is needed just to build an
+        # sdist's metadata, and any will do. Left on, uv first tries to download a managed
+        # CPython of that version holding a machine-wide lock: where that download cannot
+        # succeed it costs seconds per resolution and runs the layers of a program one at a time.
+        options.append("--no-python-downloads")
+
+    def run() -> str:
+        # uv's own cache (its default dir, or UV_CACHE_DIR) stays on: a memo miss then mostly
+        # revalidates index pages instead of downloading metadata again.
+        proc = subprocess.run([uv, *options[:2], str(spec.source.path), *options[2:]],
+                              capture_output=True, text=True, cwd=spec.source.path.parent)
+        if proc.returncode != 0:
+            raise ResolveError(f"requirements: could not resolve {spec.source.path.name} for "
+                               f"{spec.runtime.id} {spec.architecture}:\n{_indent(proc.stderr)}")
+        return proc.stdout
+
+    return resolution_memo.resolve(spec.source.path, options, _tool_identity(uv), run, freshness)
+
+
+def _tool_identity(path: str) -> str:
+    """A binary by where it is and its size and mtime: another uv version is another identity."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return path
+    return f"{os.path.realpath(path)}:{st.st_size}:{st.st_mtime_ns}"
 
 
 def parse_pinned(text: str, argument: str, path: Path, spec: LayerSpec) -> list[Pin]:
@@ -237,10 +266,9 @@ def _export_uv_lock(lock: Path) -> str:
                             "run `uv lock` and commit the updated uv.lock")
         raise ResolveError(f"lock: uv could not read {lock}:\n{_indent(proc.stderr)}")
     if memo is not None:
-        memo.parent.mkdir(parents=True, exist_ok=True)
-        tmp = memo.with_name(f".{memo.name}.{os.getpid()}.tmp")
-        tmp.write_text(proc.stdout)
-        os.replace(tmp, memo)
+        from .cache import write_atomic
+
+        write_atomic(memo, proc.stdout.encode())
     return proc.stdout
 
 

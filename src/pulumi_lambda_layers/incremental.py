@@ -1,4 +1,4 @@
-"""Python layers built package by package: only packages without a cached pack are installed and compressed."""
+"""Layers built package by package (Python and Node.js): only packages without a cached pack are installed and compressed."""
 
 from __future__ import annotations
 
@@ -7,17 +7,19 @@ import hashlib
 import json
 import posixpath
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from . import packs
+from . import npmtree, packs
 from .archive import ZipResult, collect
-from .builders.local import LocalBuilder
+from .builders.local import LocalBuilder, _proxy_env, check_install_scripts
 from .fingerprint import Fingerprint
 from .rawzip import DEFLATE
+from .runtimes import NPM_CPU
 from .spec import LayerSpec
 from .validate import Finding, check_binary
 
@@ -53,6 +55,8 @@ def build(spec: LayerSpec, fp: Fingerprint, work: Path, output: Path,
     Raises NoCompatibleWheel (from the local builder) and NotSplittable like a failed attempt:
     nothing is written to output then.
     """
+    if spec.runtime.language == "nodejs":
+        return _node(spec, fp, work, output, log)
     options, lines = requirement_lines(fp.install_files["requirements.txt"])
     keys = {name: package_key(spec, options, line) for name, line in lines.items()}
     found = {name: packs.load(key) for name, key in keys.items()}
@@ -69,19 +73,85 @@ def build(spec: LayerSpec, fp: Fingerprint, work: Path, output: Path,
         if set(groups) != set(missing):
             raise NotSplittable(f"installed {sorted(groups)}, asked for {missing}")
 
-        def check(rel: str, full: Path) -> list[Finding]:
-            with open(full, "rb") as f:
-                return check_binary(rel, f, spec.runtime, spec.architecture)
-
         for name in missing:
-            found[name] = packs.create(keys[name], groups[name], COMPRESS_LEVEL, check)
+            found[name] = packs.create(keys[name], groups[name], COMPRESS_LEVEL, _checker(spec))
             compressed += len(groups[name])
-    ready = [p for _, p in sorted(found.items()) if p is not None]
+    stats = PackStats(tuple(sorted(set(lines) - set(missing))), tuple(missing), compressed)
+    return _assemble([p for _, p in sorted(found.items()) if p is not None], output, stats)
+
+
+def _node(spec: LayerSpec, fp: Fingerprint, work: Path, output: Path,
+          log: Callable[[str], None]) -> Assembled:
+    """A Node.js layer from one pack per installed lock entry plus the tree-wide files.
+
+    Each lock entry path (node_modules/a, node_modules/a/node_modules/b) is its own pack: a nested
+    copy is a separate install with its own version, and its path is part of its zip names. The
+    tarballs of packages without a pack are fetched and unpacked here (npmtree), not by npm, whose
+    start-up alone costs more than a one-package bump should.
+    """
+    lock_text = fp.install_files["package-lock.json"]
+    # Install scripts never run in a local build (npm ci --ignore-scripts, and npmtree runs none),
+    # so a scripted package's files are its tarball's, decided by its integrity like any other:
+    # safe to pack. A build that runs them (Docker) is never packed; auto goes there on its own.
+    check_install_scripts(spec, lock_text, log)
+    try:
+        units = npmtree.installed(json.loads(lock_text), NPM_CPU[spec.architecture])
+    except npmtree.Unsupported as exc:
+        raise NotSplittable(str(exc)) from None
+    keys = {u.path: node_package_key(spec, u) for u in units}
+    found = {path: packs.load(key) for path, key in keys.items()}
+    missing = [u for u in units if found[u.path] is None]
+    compressed = 0
+    if missing:
+        log(f"local: unpacking {len(missing)} npm packages for linux/"
+            f"{NPM_CPU[spec.architecture]}/glibc")
+        env = _proxy_env(spec)
+        ca = str(spec.ca_bundle) if spec.ca_bundle else None
+        roots = {u.path: work / "npm" / str(i) for i, u in enumerate(missing)}
+
+        def fetch_and_unpack(u: npmtree.Unit) -> None:
+            npmtree.unpack(u, npmtree.fetch(u, env, ca), roots[u.path] / "nodejs" / u.path)
+
+        # Downloads wait on the network, not the CPU: fetched side by side.
+        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="pll-npm") as pool:
+            try:
+                list(pool.map(fetch_and_unpack, missing))
+            except npmtree.Unsupported as exc:
+                raise NotSplittable(str(exc)) from None
+        for u in missing:
+            files = collect(roots[u.path], spec.exclude, spec.slim)
+            found[u.path] = packs.create(keys[u.path], files, COMPRESS_LEVEL, _checker(spec))
+            compressed += len(files)
+    ready = [found[u.path] for u in units]
+    names = {e.name for p in ready if p is not None for e, _ in p.entries}
+    tree = work / "npm-tree"
+    try:
+        npmtree.write_tree(lock_text, units, tree / "nodejs",
+                           lambda rel: f"nodejs/{rel}" in names)
+    except npmtree.Unsupported as exc:
+        raise NotSplittable(str(exc)) from None
+    tree_files = collect(tree, spec.exclude, spec.slim)
+    # The hidden lockfile and .bin links depend on the whole tree: packed for this layer only.
+    whole = packs.create("tree", tree_files, COMPRESS_LEVEL, _checker(spec), work / "tree.pack")
+    done = {u.path for u in missing}
+    stats = PackStats(tuple(u.path for u in units if u.path not in done),
+                      tuple(u.path for u in missing), compressed + len(tree_files))
+    return _assemble([p for p in ready if p is not None] + [whole], output, stats)
+
+
+def _checker(spec: LayerSpec) -> packs.Check:
+    """The binary checks recorded with a pack's files (what validate would find reading the zip)."""
+    def check(rel: str, full: Path) -> list[Finding]:
+        with open(full, "rb") as f:
+            return check_binary(rel, f, spec.runtime, spec.architecture)
+    return check
+
+
+def _assemble(ready: list[packs.Pack], output: Path, stats: PackStats) -> Assembled:
     try:
         result = packs.assemble(ready, output)
     except packs.Conflict as exc:
         raise NotSplittable(str(exc)) from None
-    stats = PackStats(tuple(sorted(set(lines) - set(missing))), tuple(missing), compressed)
     return Assembled(result, packs.checked(ready), stats)
 
 
@@ -102,10 +172,24 @@ def requirement_lines(text: str) -> tuple[list[str], dict[str, str]]:
 
 def package_key(spec: LayerSpec, options: list[str], line: str) -> str:
     """What decides one package's packed entries: its pin, the target, the index, the packing."""
+    return _key(spec, {"pin": line, "index": options,
+                       "platform": spec.runtime.manylinux_platform(spec.architecture)})
+
+
+def node_package_key(spec: LayerSpec, unit: npmtree.Unit) -> str:
+    """What decides one npm package's packed entries: where it sits, its tarball (integrity), the
+    bins npm makes executable in it, the target npm installs for, the packing."""
+    meta = unit.meta
+    return _key(spec, {"path": unit.path, "version": meta.get("version"),
+                       "resolved": meta.get("resolved"), "integrity": meta.get("integrity"),
+                       "bins": unit.bins, "npm": ["linux", NPM_CPU[spec.architecture], "glibc"],
+                       "scripts": "ignored", "unpack": npmtree.UNPACK_FORMAT})
+
+
+def _key(spec: LayerSpec, package: dict[str, object]) -> str:
     canonical = {
-        "pack_format": packs.PACK_FORMAT, "pin": line, "index": options,
+        "pack_format": packs.PACK_FORMAT, **package,
         "runtime": spec.runtime.id, "architecture": spec.architecture,
-        "platform": spec.runtime.manylinux_platform(spec.architecture),
         "prefix": spec.runtime.layer_prefix, "builder": "local",
         "exclude": sorted(spec.exclude), "slim": list(spec.slim), "level": COMPRESS_LEVEL,
         "compressor": DEFLATE,

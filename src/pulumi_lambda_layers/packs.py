@@ -74,9 +74,11 @@ def load(key: str) -> Pack | None:
     return Pack(key, path, entries, findings)
 
 
-def create(key: str, files: Sequence[tuple[str, Path | str]], level: int, check: Check) -> Pack:
-    """Compress files (sorted zip paths, each a file or a symlink target) into the pack of key."""
-    path = pack_path(key)
+def create(key: str, files: Sequence[tuple[str, Path | str]], level: int, check: Check,
+           path: Path | None = None) -> Pack:
+    """Compress files (sorted zip paths, each a file or a symlink target) into the pack of key,
+    in the cache or, for entries no other layer can reuse, at path."""
+    path = path or pack_path(key)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=".pll-", suffix=".pack", dir=path.parent)
     rows: list[tuple[Entry, int]] = []

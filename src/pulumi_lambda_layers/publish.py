@@ -28,8 +28,10 @@ DESCRIPTION_LIMIT = 256  # characters Lambda accepts in a layer version descript
 GET_LAYER_VERSION = "lambda:GetLayerVersion"
 SID_PREFIX = "pll-"  # marks policy statements this library manages; others are left alone
 
-# Layer versions carry no tags, so the content hash rides at the end of the description.
-_MARKER = re.compile(r"(?:^|\s)\[pll:([0-9a-f]{64})\]$")
+# Layer versions carry no tags, so the content hash and the owner (the resource of the stack that
+# published the version) ride at the end of the description: "[pll:<sha256> owner=<owner>]".
+_MARKER = re.compile(r"(?:^|\s)\[pll:([0-9a-f]{64})(?: owner=([A-Za-z0-9._/~-]{1,80}))?\]$")
+OWNER = re.compile(r"[A-Za-z0-9._/~-]{1,80}")
 _HASH = re.compile(r"[0-9a-f]{64}")
 _ACCOUNT = re.compile(r"\d{12}")
 _ORG = re.compile(r"o-[a-z0-9]{10,32}")  # AWS Organizations id format, as Lambda checks it
@@ -85,6 +87,7 @@ class LayerVersion:
     compatible_runtimes: tuple[str, ...]
     compatible_architectures: tuple[str, ...]
     content_hash: str | None  # from the description marker; None: not published by this library
+    owner: str | None = None  # from the marker; None: published by hand or before owners existed
 
     @property
     def user_description(self) -> str:
@@ -112,11 +115,14 @@ def session(target: AwsTarget) -> boto3.Session:
 
 # --- description marker -------------------------------------------------------------------------
 
-def describe_with_hash(user_desc: str, content_hash: str) -> str:
-    """user_desc plus the content-hash marker, the user part cut (with "…") to fit 256 characters."""
+def describe_with_hash(user_desc: str, content_hash: str, owner: str | None = None) -> str:
+    """user_desc plus the marker (content hash, owner), the user part cut (with "…") to fit 256
+    characters."""
     if not _HASH.fullmatch(content_hash):
         raise ValueError(f"content_hash must be 64 lowercase hex digits (sha256), got {content_hash!r}")
-    marker = f"[pll:{content_hash}]"
+    if owner is not None and not OWNER.fullmatch(owner):
+        raise ValueError(f"owner must be 1-80 of [A-Za-z0-9._/~-], got {owner!r}")
+    marker = f"[pll:{content_hash} owner={owner}]" if owner else f"[pll:{content_hash}]"
     user = user_desc.strip()
     if not user:
         return marker
@@ -130,6 +136,12 @@ def hash_from_description(desc: str | None) -> str | None:
     """The content hash a description carries, or None when it has no marker."""
     match = _MARKER.search(desc or "")
     return match.group(1) if match else None
+
+
+def owner_from_description(desc: str | None) -> str | None:
+    """The owner a description's marker names, or None (no marker, or one from before owners)."""
+    match = _MARKER.search(desc or "")
+    return match.group(2) if match else None
 
 
 def user_description(desc: str | None) -> str:
@@ -150,14 +162,17 @@ def list_versions(target: AwsTarget, layer_name: str) -> list[LayerVersion]:
 
 
 def find_version(target: AwsTarget, layer_name: str, content_hash: str,
-                 code_sha256: str) -> LayerVersion | None:
-    """The layer's newest version if it carries content_hash and code_sha256, else None.
+                 code_sha256: str, owner: str | None = None) -> LayerVersion | None:
+    """The newest version `owner` published of the layer if it carries content_hash and
+    code_sha256, else None.
 
+    Only versions of this owner count: another stack's version of the same content is that
+    stack's to delete, so reusing it would leave this stack pointing at a version it cannot keep.
     Only the newest counts: reusing an older version (content that went back to an earlier state)
     would make versions go backwards, and the replaced resource's delete could then remove the
     version that is live again.
     """
-    return _find_version(_lambda(target), layer_name, content_hash, code_sha256)
+    return _find_version(_lambda(target), layer_name, content_hash, code_sha256, owner)
 
 
 # --- publishing ---------------------------------------------------------------------------------
@@ -171,8 +186,10 @@ def publish_version(target: AwsTarget, layer_name: str, zip_path: str | Path, *,
                     content_hash: str, code_sha256: str | None = None, description: str = "",
                     license_info: str | None = None, compatible_runtimes: Sequence[str] = (),
                     compatible_architectures: Sequence[str] = (), s3_bucket: str | None = None,
-                    s3_key_prefix: str = "lambda-layers/") -> tuple[LayerVersion, bool]:
-    """Publish zip_path as a new version, or reuse one that already has this content.
+                    s3_key_prefix: str = "lambda-layers/",
+                    owner: str | None = None) -> tuple[LayerVersion, bool]:
+    """Publish zip_path as a new version marked as owner's, or reuse owner's newest version when
+    it already has this content.
 
     Returns (version, published): published is False when an existing version was reused, so a
     retried or interrupted deploy never publishes a duplicate. Zips over 50 MiB go through S3.
@@ -181,7 +198,7 @@ def publish_version(target: AwsTarget, layer_name: str, zip_path: str | Path, *,
     code_sha256 = code_sha256 or zip_sha256(zip_path)
     sess = session(target)
     lam = _client(sess, "lambda")
-    existing = _find_version(lam, layer_name, content_hash, code_sha256)
+    existing = _find_version(lam, layer_name, content_hash, code_sha256, owner)
     if existing is not None and (existing.license_info or None) == (license_info or None) \
             and set(existing.compatible_runtimes) == set(compatible_runtimes) \
             and set(existing.compatible_architectures) == set(compatible_architectures):
@@ -190,7 +207,7 @@ def publish_version(target: AwsTarget, layer_name: str, zip_path: str | Path, *,
     size = zip_path.stat().st_size
     request: dict[str, Any] = {
         "LayerName": layer_name,
-        "Description": describe_with_hash(description, content_hash),
+        "Description": describe_with_hash(description, content_hash, owner),
     }
     if license_info:
         request["LicenseInfo"] = license_info
@@ -265,21 +282,6 @@ def upload_object(target: AwsTarget, bucket: str, key: str, path: Path) -> None:
 def delete_version(target: AwsTarget, layer_name: str, version: int) -> None:
     """Delete a layer version; one that is already gone counts as deleted."""
     _delete_version(_lambda(target), layer_name, version)
-
-
-def prune_versions(target: AwsTarget, layer_name: str, keep_versions: Sequence[int],
-                   owned: Callable[[LayerVersion], bool] | None = None) -> list[int]:
-    """Delete every version not in keep_versions that `owned` accepts (default: versions this
-    library published, i.e. carrying a content-hash marker); returns the deleted numbers."""
-    is_owned = owned or (lambda v: v.content_hash is not None)
-    keep = set(keep_versions)
-    lam = _lambda(target)
-    deleted = []
-    for v in _list_versions(lam, layer_name):
-        if v.version not in keep and is_owned(v):
-            _delete_version(lam, layer_name, v.version)
-            deleted.append(v.version)
-    return sorted(deleted)
 
 
 # --- sharing ------------------------------------------------------------------------------------
@@ -404,12 +406,12 @@ def _list_versions(lam: Any, layer_name: str) -> list[LayerVersion]:
     return sorted(found, key=lambda v: v.version, reverse=True)
 
 
-def _find_version(lam: Any, layer_name: str, content_hash: str,
-                  code_sha256: str) -> LayerVersion | None:
-    listed = _list_versions(lam, layer_name)  # newest first
-    if not listed or listed[0].content_hash != content_hash:
+def _find_version(lam: Any, layer_name: str, content_hash: str, code_sha256: str,
+                  owner: str | None) -> LayerVersion | None:
+    mine = [v for v in _list_versions(lam, layer_name) if v.owner == owner]  # newest first
+    if not mine or mine[0].content_hash != content_hash:
         return None
-    full = _get_version(lam, layer_name, listed[0].version)
+    full = _get_version(lam, layer_name, mine[0].version)
     return full if full is not None and full.code_sha256 == code_sha256 else None
 
 
@@ -479,6 +481,7 @@ def _layer_version(data: dict[str, Any]) -> LayerVersion:
         compatible_runtimes=tuple(data.get("CompatibleRuntimes") or ()),
         compatible_architectures=tuple(data.get("CompatibleArchitectures") or ()),
         content_hash=hash_from_description(description),
+        owner=owner_from_description(description),
     )
 
 

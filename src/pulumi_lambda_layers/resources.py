@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 import sys
 from collections.abc import Mapping, Sequence
@@ -20,20 +21,23 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from . import cache, publish
+from . import cache, publish, retention
+from .attach import layer_base_arn
 from .errors import LayerError, SpecError
 from .fingerprint import Fingerprint
+from .naming import LAYER_NAME, ROLE_ARN, default_layer_name, owner_label
 from .runtimes import RUNTIMES, get_runtime
-from .spec import LayerSpec, Source, spec_from_dict
+from .spec import LayerSpec, Source
 
 # Inputs whose change means new bytes or a different layer: a new immutable version (replace).
 REPLACE_KEYS = ("content_hash", "layer_name", "runtime", "architecture", "compatible_runtimes",
                 "license_info", "region", "profile", "assume_role_arn")
-# Inputs applied in place: sharing and retention; description applies from the next version.
-UPDATE_KEYS = ("share_with", "retain_versions", "retain_on_delete", "description")
+# Inputs applied in place: sharing and retention; description applies from the next version;
+# owner and the deletion settings only need to reach the state (delete reads them from there).
+UPDATE_KEYS = ("share_with", "retain_versions", "retain_on_delete", "description", "owner",
+               "consumer_roles", "force_delete")
 OUTPUT_KEYS = ("layer_arn", "layer_version_arn", "version", "code_sha256", "code_size",
                "unzipped_size", "builder_used", "runtimes", "architectures")
-_LAYER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,140}$")
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,9 @@ class LayerProps:
     cache_prefix: str = ""
     smoke_test: bool | tuple[str, ...] = False  # True: every top-level package; or these names
     smoke_image: str | None = None
+    owner: str | None = None  # the marker's owner label; None in states from before owners
+    consumer_roles: tuple[str, ...] = ()  # roles in accounts whose functions may use the layer
+    force_delete: bool = False
 
     @staticmethod
     def of(props: Mapping[str, Any]) -> LayerProps:
@@ -78,6 +85,9 @@ class LayerProps:
             cache_prefix=props.get("cache_prefix") or "",
             smoke_test=_smoke_option(props.get("smoke_test")),
             smoke_image=props.get("smoke_image") or None,
+            owner=props.get("owner") or None,
+            consumer_roles=tuple(props.get("consumer_roles") or ()),
+            force_delete=props.get("force_delete") is True,
         )
 
     def spec(self) -> LayerSpec:
@@ -100,9 +110,10 @@ def check_props(news: Mapping[str, Any]) -> list[CheckFailure]:
     """Every problem with the inputs, as (property, reason) pairs that preview shows."""
     failures = [CheckFailure(e["property"], e["reason"]) for e in news.get("input_errors") or []]
     name = news.get("layer_name")
-    if isinstance(name, str) and not _LAYER_NAME.match(name):
+    if isinstance(name, str) and not LAYER_NAME.fullmatch(name):
         failures.append(CheckFailure("layer_name", f"{name!r} is not a valid layer name: use 1-140 "
-                                     "letters, digits, '-' or '_'"))
+                                     "letters, digits, '-' or '_' (or leave layer_name out for a "
+                                     "name unique to this project, stack and resource)"))
     try:
         publish.check_principals(news.get("share_with") or [])
     except SpecError as exc:
@@ -113,6 +124,43 @@ def check_props(news: Mapping[str, Any]) -> list[CheckFailure]:
                                      f"{retain!r}"))
     failures += _check_compatible_runtimes(news)
     failures += _check_smoke_options(news)
+    failures += _check_deletion_options(news)
+    return failures
+
+
+def _check_deletion_options(news: Mapping[str, Any]) -> list[CheckFailure]:
+    failures = []
+    roles = news.get("consumer_roles")
+    if isinstance(roles, str) or (roles is not None and not isinstance(roles, (list, tuple))):
+        fix = f"write [{roles!r}]" if isinstance(roles, str) else "give a list of role ARNs"
+        failures.append(CheckFailure("consumer_roles", f"expected a list of IAM role ARNs, got "
+                                     f"{roles!r} ({fix})"))
+    else:
+        for role in roles or ():
+            if not _unknown(role) and not (isinstance(role, str) and ROLE_ARN.fullmatch(role)):
+                failures.append(CheckFailure(
+                    "consumer_roles", f"{role!r} is not an IAM role ARN (expected "
+                    "arn:aws:iam::<12-digit account>:role/<name>): a role in each account whose "
+                    "functions may use the layer, allowed lambda:ListFunctions"))
+                break
+    imported = news.get("import_version")
+    if imported and not _unknown(imported):
+        match = isinstance(imported, str) and re.fullmatch(
+            r"arn:aws[a-z-]*:lambda:([a-z0-9-]+):\d{12}:layer:([A-Za-z0-9_-]+):\d+", imported)
+        if not match:
+            failures.append(CheckFailure("import_version", f"{imported!r} is not a layer version "
+                                         "ARN (arn:aws:lambda:<region>:<account>:layer:<name>:"
+                                         "<version>)"))
+        elif match.group(2) != news.get("layer_name"):
+            failures.append(CheckFailure("import_version", f"names layer {match.group(2)!r} but "
+                                         f"layer_name is {news.get('layer_name')!r}: drop "
+                                         "layer_name or make them the same"))
+        elif news.get("region") and news["region"] != match.group(1):
+            failures.append(CheckFailure("import_version", f"is in {match.group(1)} but region "
+                                         f"is {news['region']!r}"))
+    force = news.get("force_delete")
+    if force is not None and not isinstance(force, bool):
+        failures.append(CheckFailure("force_delete", f"expected True or False, got {force!r}"))
     return failures
 
 
@@ -193,13 +241,15 @@ class LayerBuildProvider(ResourceProvider):
 
     serialize_as_secret_always = False
 
-    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        return CheckResult(news, check_props(news))
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        return CheckResult(keep_auto_name(olds, news), check_props(news))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         return diff_props(olds, news)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
+        if props.get("import_version"):
+            return adopt_version(str(props["import_version"]), props)
         p = LayerProps.of(props)
         zip_path, built = _build_or_reuse(p)
         _smoke_test(p, zip_path)
@@ -208,7 +258,7 @@ class LayerBuildProvider(ResourceProvider):
             code_sha256=built.get("code_sha256"), description=p.description,
             license_info=p.license_info,
             compatible_runtimes=p.compatible_runtimes or (p.runtime,),
-            compatible_architectures=(p.architecture,), s3_bucket=p.s3_bucket)
+            compatible_architectures=(p.architecture,), s3_bucket=p.s3_bucket, owner=p.owner)
         _log(f"{'published' if fresh else 'reused existing'} {version.layer_version_arn}")
         _fault_point("after-publish")
         publish.set_permissions(p.target, p.layer_name, version.version, p.share_with)
@@ -225,50 +275,99 @@ class LayerBuildProvider(ResourceProvider):
         return UpdateResult({**news, **computed})
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        p = LayerProps.of(props)
-        current = publish.get_version(p.target, p.layer_name, int(props["version"]))
-        if current is None:
-            return ReadResult(None, {})  # deleted out of band: the engine drops it from state
-        outs = {**props, "code_sha256": current.code_sha256, "code_size": current.code_size,
-                "share_with": _shared(p, current.version)}
-        return ReadResult(id_, outs)
+        return read_version(id_, props)
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         p = LayerProps.of(props)
-        version = int(props["version"])
         if p.retain_on_delete:
             _log(f"retain_on_delete: keeping {props.get('layer_version_arn')}")
             return
-        for v in versions_to_delete(p, version):
-            publish.delete_version(p.target, p.layer_name, v)
-            _log(f"deleted {p.layer_name}:{v}")
+        version = int(props["version"])
+        listed = publish.list_versions(p.target, p.layer_name)
+        owned = retention.owned_versions(listed, p.owner, version)
+        others = sorted(v.version for v in listed if v.content_hash and v.version not in owned)
+        if others:
+            _log(f"leaving {p.layer_name} versions {', '.join(map(str, others))} alone: other "
+                 "stacks or resources published them")
+        layer_arn = props.get("layer_arn") or layer_base_arn(str(props["layer_version_arn"]))
+        retention.delete_unless_used(
+            p.target, p.layer_name, layer_arn,
+            retention.versions_to_delete(owned, version, p.retain_versions),
+            consumers=retention.consumer_targets(layer_arn, p.consumer_roles, p.target.profile),
+            force=p.force_delete, log=_log)
 
 
-def versions_to_delete(p: LayerProps, version: int) -> list[int]:
-    """What deleting this resource's version removes, given retain_versions.
+def keep_auto_name(olds: Mapping[str, Any], news: dict[str, Any]) -> dict[str, Any]:
+    """news, with the layer name the resource already has when the name is the default one.
 
-    A newer version of the layer means this is the old side of a replace: keep the newest
-    retain_versions older ones and remove the ones that fell out of that window. No newer version
-    means the resource itself goes (destroy): its version and the ones it retained go with it.
-    """
-    owned = sorted(v.version for v in publish.list_versions(p.target, p.layer_name)
-                   if v.content_hash is not None)
-    newer = [v for v in owned if v > version]
-    older = [v for v in owned if v < version]
-    if not newer:
-        retained = older[-p.retain_versions:] if p.retain_versions else []
-        return [version, *retained]
-    if not p.retain_versions:
-        return [version]
-    window = [v for v in owned if v < newer[0]][-p.retain_versions:]
-    return [v for v in (*older, version) if v not in window]
+    As Pulumi's auto-naming does: a default name is chosen once, at create, and kept, so a newer
+    naming rule (or a stack rename) never replaces a layer by itself. States from before
+    `auto_named` existed used the resource name by default, which this keeps too."""
+    old_name = olds.get("layer_name")
+    if news.get("auto_named") and isinstance(old_name, str) and old_name and \
+            olds.get("auto_named", True) and old_name != news.get("layer_name"):
+        return {**news, "layer_name": old_name}
+    return news
 
 
-def _shared(p: LayerProps, version: int) -> list[str]:
+def adopt_version(arn: str, props: Mapping[str, Any]) -> CreateResult:
+    """Take an existing version into the state as this resource's (an import): nothing is built
+    or published; a version made for another architecture or runtime is refused."""
+    read = read_version(arn, props)
+    if read.id is None:
+        raise SpecError("import_version", f"{arn} does not exist",
+                        "check the version ARN (and region/profile), or drop import_version to "
+                        "publish a new version")
+    outs = read.outs
+    if outs["architecture"] != props.get("architecture") or \
+            (outs["runtimes"] and props.get("runtime") not in outs["runtimes"]):
+        raise SpecError("import_version", f"{arn} is for {', '.join(outs['runtimes']) or '?'} "
+                        f"{', '.join(outs['architectures']) or '?'}, but this layer is "
+                        f"{props.get('runtime')} {props.get('architecture')}",
+                        "import a version built for this target, or change runtime/architecture")
+    if outs["content_hash"] != props.get("content_hash"):
+        _log(f"warning: {arn} was built from other dependencies (content hash "
+             f"{str(outs['content_hash'])[:16]}..., the program's is "
+             f"{str(props.get('content_hash'))[:16]}...): the next `pulumi up` replaces it")
+    _log(f"imported {arn}: adopted as it is, nothing built or published")
+    return CreateResult(arn, {**outs, "builder_used": "import", "unzipped_size": None})
+
+
+def read_version(id_: str, props: Mapping[str, Any]) -> ReadResult:
+    """The version `id_` (its version ARN) as AWS has it now: for a refresh, and for an import,
+    where props are only the program's inputs. What a version was published with cannot change,
+    so where AWS differs from the inputs its answer wins (and a mismatch shows as a diff)."""
+    layer_arn = layer_base_arn(id_)
+    name, number = layer_arn.rsplit(":", 1)[1], int(id_.rsplit(":", 1)[1])
+    target = publish.AwsTarget(props.get("region") or id_.split(":")[3],
+                               props.get("profile") or None, props.get("assume_role_arn") or None)
+    current = publish.get_version(target, name, number)
+    if current is None:
+        return ReadResult(None, {})  # deleted out of band: the engine drops it from state
+    content_hash = current.content_hash or props.get("content_hash")
+    if current.content_hash is None:
+        _log(f"{name}:{number} carries no content-hash marker (published by hand): its content "
+             f"hash is taken from the program ({str(content_hash)[:16]}...), so it counts as "
+             "built from the program's dependencies until they change")
+    runtime = props.get("runtime")
+    wanted_runtimes = props.get("compatible_runtimes") or ([runtime] if runtime else [])
+    compatible = props.get("compatible_runtimes") \
+        if sorted(wanted_runtimes) == sorted(current.compatible_runtimes) \
+        else list(current.compatible_runtimes)
+    architecture = props.get("architecture")
+    if current.compatible_architectures and architecture not in current.compatible_architectures:
+        architecture = current.compatible_architectures[0]
     try:
-        return publish.get_permissions(p.target, p.layer_name, version)
+        shared = publish.get_permissions(target, name, number)
     except LayerError:
-        return list(p.share_with)
+        shared = list(props.get("share_with") or [])
+    return ReadResult(id_, {
+        **props, "content_hash": content_hash, "layer_name": name, "architecture": architecture,
+        "compatible_runtimes": compatible, "license_info": current.license_info,
+        "layer_arn": current.layer_arn, "layer_version_arn": current.layer_version_arn,
+        "version": current.version, "code_sha256": current.code_sha256,
+        "code_size": current.code_size, "runtimes": list(current.compatible_runtimes),
+        "architectures": list(current.compatible_architectures), "share_with": shared})
 
 
 def _build_or_reuse(p: LayerProps) -> tuple[Path, dict[str, Any]]:
@@ -381,20 +480,40 @@ class LambdaLayerBuild(pulumi.dynamic.Resource, module="lambda-layers", name="La
                  frozen: bool = False, region: str | None = None, profile: str | None = None,
                  assume_role_arn: str | None = None,
                  smoke_test: bool | Sequence[str] = False, smoke_image: str | None = None,
+                 consumer_roles: Sequence[str] | None = None, force_delete: bool = False,
+                 resolution_max_age: float | str | None = None,
+                 import_version: str | None = None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         """Declare a layer. Exactly one of requirements, lock, package_json, source_dir.
 
         runtime/architecture: the Lambda target (e.g. "python3.12", "arm64").
-        layer_name: the Lambda layer name (default: the resource name).
+        layer_name: the Lambda layer name (default: `<project>-<stack>-<resource>-<8 hex>`,
+            unique to this project, stack and resource, chosen at create and kept). Give one
+            name to several stacks on purpose only: each still reuses and deletes only the
+            versions it published itself (docs/stacks.md).
         share_with: account ids, organization ids (o-...) or "*" allowed to use each version.
-        retain_versions: older versions to keep when a new one replaces this one.
+        retain_versions: older versions (of this resource's own) to keep when a new one replaces
+            this one.
         retain_on_delete: keep the version in AWS when the resource is deleted.
+        consumer_roles: IAM role ARNs, one per other account whose functions may use the layer;
+            before a version is deleted, functions using it are looked for in the layer's account
+            and through each role (lambda:ListFunctions). A version in use is kept, with a
+            warning naming the functions.
+        force_delete: delete versions even when functions still use them (their next update
+            then fails until they move); takes effect once applied by `pulumi up`.
+        import_version: a version ARN to adopt at create instead of building and publishing
+            (`opts=ResourceOptions(import_=ARN)` does the same: Pulumi's own import cannot reach
+            a dynamic provider, pulumi/pulumi#16175). Its layer name becomes layer_name; a
+            version without a content-hash marker takes the program's hash. Ignored once created.
         s3_bucket: staging bucket for zips over the 50 MB direct-upload limit.
         cache_bucket/cache_prefix: S3 build cache shared by machines and CI: a zip built anywhere
             for this content hash is used (after its sha256 is checked) instead of building, and
             new builds are put there. Not content: it never changes the content hash.
         builder/image/network_mode/proxy/ca_bundle/exclude/slim: how the layer is built.
         frozen: refuse to resolve anything; a lock must give every version.
+        resolution_max_age: how long a resolution of unpinned requirements is reused instead of
+            asking the index again: seconds or "90s", "30m", "1h", "2d"; 0 resolves every time
+            (default: config lambda-layers:resolutionMaxAge, else 1 h). Locks never resolve.
         region/profile/assume_role_arn: where the layer is published.
         smoke_test: before publishing, import every top-level package (True) or these names in a
             Lambda-like container; a failure publishes nothing. Needs Docker. Not content: it
@@ -406,10 +525,32 @@ class LambdaLayerBuild(pulumi.dynamic.Resource, module="lambda-layers", name="La
                 "builder": builder, "image": image, "network_mode": network_mode,
                 "proxy": dict(proxy) if proxy else None, "ca_bundle": ca_bundle,
                 "exclude": list(exclude) if exclude else None, "slim": slim, "frozen": frozen}
-        content_hash, packages, build, errors = program_time_fingerprint(args)
+        from . import program_time
+
+        # Started here, awaited by the engine before registering: the layers of a program
+        # resolve at once instead of one after another on this thread.
+        content_hash, packages, build, errors = program_time.as_outputs(
+            program_time.start(args, resolution_max_age))
+        project, stack = pulumi.get_project(), pulumi.get_stack()
+        if opts is not None and opts.import_:
+            # The engine's import reads with no inputs, so a dynamic provider cannot find itself:
+            # adopt the version in create instead.
+            import_version, opts = opts.import_, copy.copy(opts)
+            opts.import_ = None
+        if import_version and not layer_name and isinstance(import_version, str):
+            layer_name = import_version.split(":")[6] if import_version.count(":") == 7 else None
+        if import_version:
+            pulumi.log.info(f"import: {import_version} is adopted at create instead of a new "
+                            "version; without a content-hash marker its hash is the program's")
         props: dict[str, Any] = {
+            "import_version": import_version,
             "content_hash": content_hash, "packages": packages, "runtime": runtime,
-            "architecture": architecture, "layer_name": layer_name or resource_name,
+            "architecture": architecture,
+            "layer_name": layer_name or default_layer_name(project, stack, resource_name),
+            "auto_named": not layer_name, "owner": owner_label(project, stack, resource_name),
+            "consumer_roles": consumer_roles if isinstance(consumer_roles, str)
+            else list(consumer_roles) if consumer_roles else [],
+            "force_delete": force_delete,
             "description": description, "license_info": license_info,
             # A string stays a string: check_props then says "write [...]" instead of list()
             # splitting it into one bogus runtime (or principal) per character.
@@ -426,32 +567,17 @@ class LambdaLayerBuild(pulumi.dynamic.Resource, module="lambda-layers", name="La
             "smoke_image": smoke_image,
             **{k: None for k in OUTPUT_KEYS},
         }
-        if errors:
-            props["input_errors"] = errors
+        props["input_errors"] = errors  # None (not sent) when the input is fine
         super().__init__(LayerBuildProvider(), resource_name, props, opts)
 
 
-def program_time_fingerprint(args: Mapping[str, Any]) -> tuple[str, dict[str, str], dict[str, Any],
-                                                             list[dict[str, str]]]:
-    """(content_hash, packages, build inputs, input errors): validate and hash, never build."""
-    from .errors import ResolveError
-    from .fingerprint import fingerprint
+def program_time_fingerprint(args: Mapping[str, Any], freshness: Any = None
+                             ) -> tuple[str, dict[str, str], dict[str, Any], list[dict[str, str]]]:
+    """(content_hash, packages, build inputs, input errors): validate and hash, never build, on
+    this thread. freshness: a resolution_memo.Freshness (default: the one-hour memo)."""
+    from .program_time import program_time_fingerprint as fingerprint_now
 
-    try:
-        spec = spec_from_dict(args)
-        fp = fingerprint(spec)
-    except SpecError as exc:
-        return "", {}, {}, [{"property": exc.argument, "reason": str(exc)}]
-    except ResolveError as exc:
-        kind = next((k for k in ("requirements", "lock", "package_json") if args.get(k)), "runtime")
-        return "", {}, {}, [{"property": kind, "reason": str(exc)}]
-    build = {
-        "builder": spec.builder, "image": spec.image, "network_mode": spec.network_mode,
-        "proxy": dict(spec.proxy), "ca_bundle": str(spec.ca_bundle) if spec.ca_bundle else None,
-        "exclude": list(spec.exclude), "slim": list(spec.slim), "source_kind": spec.source.kind,
-        "source_path": str(spec.source.path), "install_files": fp.install_files,
-    }
-    return fp.content_hash, fp.packages, build, []
+    return fingerprint_now(args, freshness)
 
 
 # ------------------------------------------------------------------ LayerAttachment

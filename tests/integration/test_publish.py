@@ -17,7 +17,7 @@ from pulumi_lambda_layers.errors import SpecError
 from pulumi_lambda_layers.publish import (
     DIRECT_UPLOAD_LIMIT, AwsTarget, PublishError, delete_version, describe_with_hash,
     find_version, get_permissions, get_version, hash_from_description, list_versions,
-    prune_versions, publish_version, set_permissions, user_description,
+    publish_version, set_permissions, user_description,
 )
 
 ACCOUNT = "111122223333"
@@ -236,22 +236,17 @@ def test_big_zip_publishes_through_s3(layer: str, big_zip: tuple[Path, str]) -> 
     assert not new and again == v
 
 
-def test_prune_keeps_listed_and_foreign_versions(layer: str, tmp_path: Path) -> None:
-    versions = []
-    for i in range(4):
-        z, sha = _zip(tmp_path / f"{i}.zip", {"python/a.py": str(i).encode()})
-        versions.append(publish_version(TARGET, layer, z, content_hash=_hash(str(i)),
-                                        code_sha256=sha)[0].version)
-    z, _ = _zip(tmp_path / "foreign.zip", {"python/a.py": b"hand-made"})
-    foreign = boto3.client("lambda").publish_layer_version(
-        LayerName=layer, Content={"ZipFile": z.read_bytes()}, Description="uploaded by hand")["Version"]
-    assert versions == [1, 2, 3, 4] and foreign == 5
-
-    assert prune_versions(TARGET, layer, keep_versions=[2, 4]) == [1, 3]
-    assert [v.version for v in list_versions(TARGET, layer)] == [5, 4, 2]
-    assert prune_versions(TARGET, layer, keep_versions=[2, 4]) == []
-    assert prune_versions(TARGET, layer, [4], owned=lambda v: True) == [2, 5]
-    assert [v.version for v in list_versions(TARGET, layer)] == [4]
+def test_find_version_sees_only_the_owners_versions(layer: str, tmp_path: Path) -> None:
+    z, sha = _zip(tmp_path / "a.zip", {"python/a.py": b"a"})
+    mine, _ = publish_version(TARGET, layer, z, content_hash=_hash("a"), code_sha256=sha,
+                              owner="p/dev/deps")
+    theirs, new = publish_version(TARGET, layer, z, content_hash=_hash("a"), code_sha256=sha,
+                                  owner="p/prod/deps")
+    assert new and theirs.version == 2 and theirs.owner == "p/prod/deps"
+    assert find_version(TARGET, layer, _hash("a"), sha, owner="p/dev/deps") == mine
+    assert find_version(TARGET, layer, _hash("a"), sha, owner="p/prod/deps") == theirs
+    assert find_version(TARGET, layer, _hash("a"), sha) is None, "unowned: neither"
+    assert "[pll:" in mine.description and mine.description.endswith(" owner=p/dev/deps]")
 
 
 def test_assumed_role_publishes_in_that_account(layer: str, tmp_path: Path) -> None:

@@ -12,9 +12,10 @@ import pulumi
 import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 
-from pulumi_lambda_layers import publish
-from pulumi_lambda_layers.resources import (LayerBuildProvider, LayerProps, check_props,
-                                            diff_props, versions_to_delete)
+from pulumi_lambda_layers import attach, publish, retention
+from pulumi_lambda_layers.naming import LAYER_NAME, default_layer_name, owner_label
+from pulumi_lambda_layers.resources import (LayerBuildProvider, check_props, diff_props,
+                                            keep_auto_name)
 from tests.pulumi_mocks import use_mocks
 
 OLDS: dict[str, Any] = {
@@ -88,15 +89,19 @@ def test_check_accepts_listed_or_absent_compatible_runtimes() -> None:
         assert check_props({**OLDS, "compatible_runtimes": value}) == [], value
 
 
-def _owned(*numbers: int, foreign: tuple[int, ...] = ()) -> list[publish.LayerVersion]:
-    """Versions as list_versions returns them (newest first); foreign ones carry no hash marker."""
+def _listed(*numbers: int, foreign: tuple[int, ...] = (), others: tuple[int, ...] = (),
+            owner: str = "proj/dev/deps") -> list[publish.LayerVersion]:
+    """Versions as list_versions returns them (newest first): `owner`'s, hand-made ones (no
+    marker) and ones another stack published (marker, other owner)."""
     def version(n: int) -> publish.LayerVersion:
-        desc = "by hand" if n in foreign else publish.describe_with_hash("d", "a" * 64)
+        desc = ("by hand" if n in foreign else
+                publish.describe_with_hash("d", "a" * 64, "proj/prod/deps" if n in others else owner))
         return publish.LayerVersion("arn:aws:lambda:us-east-1:123456789012:layer:deps",
                                     f"arn:aws:lambda:us-east-1:123456789012:layer:deps:{n}", n,
                                     None, None, desc, None, (), (),
-                                    publish.hash_from_description(desc))
-    return [version(n) for n in sorted({*numbers, *foreign}, reverse=True)]
+                                    publish.hash_from_description(desc),
+                                    publish.owner_from_description(desc))
+    return [version(n) for n in sorted({*numbers, *foreign, *others}, reverse=True)]
 
 
 @pytest.mark.parametrize(("live", "retain", "deleting", "expected"), [
@@ -111,33 +116,75 @@ def _owned(*numbers: int, foreign: tuple[int, ...] = ()) -> list[publish.LayerVe
     ([1, 2, 3], 1, 3, [3, 2]),
     ([1, 2, 3], 2, 3, [3, 1, 2]),
 ])
-def test_versions_to_delete_honours_retain_versions(monkeypatch: pytest.MonkeyPatch,
-                                                    live: list[int], retain: int, deleting: int,
+def test_versions_to_delete_honours_retain_versions(live: list[int], retain: int, deleting: int,
                                                     expected: list[int]) -> None:
-    monkeypatch.setattr(publish, "list_versions", lambda _t, _n: _owned(*live))
-    p = LayerProps.of({**OLDS, "retain_versions": retain})
-    assert versions_to_delete(p, deleting) == expected
+    owned = retention.owned_versions(_listed(*live), "proj/dev/deps", deleting)
+    assert retention.versions_to_delete(owned, deleting, retain) == expected
 
 
-def test_versions_to_delete_never_touches_versions_published_by_hand(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(publish, "list_versions", lambda _t, _n: _owned(2, 4, foreign=(1, 3)))
-    p = LayerProps.of({**OLDS, "retain_versions": 1})
-    assert versions_to_delete(p, 4) == [4, 2]  # destroy: 3 is newer than 2 but not ours
-    assert versions_to_delete(LayerProps.of(OLDS), 4) == [4]
+def test_only_this_resources_versions_are_owned() -> None:
+    listed = _listed(2, 4, foreign=(1,), others=(3, 5))
+    assert retention.owned_versions(listed, "proj/dev/deps", 4) == [2, 4]
+    # 5 (another stack's, newer) does not make this a replace, 3 is not retained: destroy of 4.
+    owned = retention.owned_versions(listed, "proj/dev/deps", 4)
+    assert retention.versions_to_delete(owned, 4, 1) == [4, 2]
+    assert retention.versions_to_delete(owned, 4, 0) == [4]
+    # A state from before owners (or an imported version): only the version it holds.
+    assert retention.owned_versions(listed, None, 1) == [1]
 
 
-def test_destroy_deletes_the_version_and_its_retained_ones_unless_retain_on_delete(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    deleted: list[int] = []
-    monkeypatch.setattr(publish, "list_versions", lambda _t, _n: _owned(1, 2, 3))
-    monkeypatch.setattr(publish, "delete_version", lambda _t, _n, v: deleted.append(v))
-    props = {**OLDS, "retain_versions": 1, "version": 3}
-    LayerBuildProvider().delete("arn", props)
-    assert deleted == [3, 2], "1 fell out of the retention window at an earlier replace"
-    deleted.clear()
-    LayerBuildProvider().delete("arn", {**props, "retain_on_delete": True})
-    assert deleted == []
+def test_prune_plan_keeps_newest_used_and_stack_owned_versions() -> None:
+    listed = _listed(5, foreign=(1, 2, 3, 4), others=(6,))
+    use = attach.FunctionUse("fn", "arn:aws:lambda:us-east-1:123456789012:function:fn",
+                             "us-east-1", "arn:aws:lambda:us-east-1:123456789012:layer:deps:2",
+                             "current")
+    plan = {v.version: (v.action, v.users) for v in retention.plan_prune(listed, 2, [use])}
+    assert plan == {6: ("keep", ()), 5: ("keep", ()), 4: ("delete", ()), 3: ("delete", ()),
+                    2: ("keep", (use.function_arn,)), 1: ("delete", ())}
+    owned_kept = retention.plan_prune(_listed(1, 2, 3), 1, [])
+    assert [v.action for v in owned_kept] == ["keep", "keep", "keep"]
+    assert "published by Pulumi stack resource proj/dev/deps" in owned_kept[1].reason
+    assert [v.action for v in retention.plan_prune(_listed(1, 2, 3), 1, [], include_owned=True)] \
+        == ["keep", "delete", "delete"]
+
+
+def test_default_layer_names_are_unique_valid_and_stable() -> None:
+    dev, prod = (default_layer_name("shop", s, "deps") for s in ("dev", "prod"))
+    assert dev != prod and dev.startswith("shop-dev-deps-") and len(dev) == len("shop-dev-deps-") + 8
+    assert dev == default_layer_name("shop", "dev", "deps"), "the same on every run"
+    # Triples that read alike once cleaned still get names of their own.
+    assert default_layer_name("a-b", "c", "d") != default_layer_name("a", "b-c", "d")
+    assert default_layer_name("p", "s", "my layer") != default_layer_name("p", "s", "my-layer")
+    long = default_layer_name("p" * 100, "s" * 100, "r.x" * 50)
+    assert len(long) == 140 and LAYER_NAME.fullmatch(long)
+    assert owner_label("shop", "dev", "deps") == "shop/dev/deps"
+    odd = owner_label("shop", "dev", "a/b " + "x" * 100)
+    assert len(odd) <= 80 and "~" in odd and odd != owner_label("shop", "dev", "a-b " + "x" * 100)
+    assert publish.owner_from_description(publish.describe_with_hash("d", "a" * 64, odd)) == odd
+
+
+def test_an_auto_named_layer_keeps_the_name_it_was_created_with() -> None:
+    news = {**OLDS, "layer_name": "proj-dev-deps-12345678", "auto_named": True}
+    assert keep_auto_name({**OLDS, "auto_named": True}, news)["layer_name"] == "deps"
+    assert keep_auto_name(OLDS, news)["layer_name"] == "deps", "a state from before auto_named"
+    assert keep_auto_name({}, news)["layer_name"] == "proj-dev-deps-12345678", "create"
+    explicit = {**OLDS, "layer_name": "renamed", "auto_named": False}
+    assert keep_auto_name({**OLDS, "auto_named": True}, explicit)["layer_name"] == "renamed"
+    given_before = {**OLDS, "auto_named": False}
+    assert keep_auto_name(given_before, news)["layer_name"] == "proj-dev-deps-12345678"
+
+
+@pytest.mark.parametrize(("key", "value", "says"), [
+    ("consumer_roles", ["arn:aws:iam::123456789012:user/bob"], "is not an IAM role ARN"),
+    ("consumer_roles", "arn:aws:iam::123456789012:role/r", "write ['arn:aws:iam::"),
+    ("force_delete", "yes", "expected True or False, got 'yes'"),
+    ("layer_name", "x" * 141, "leave layer_name out"),
+])
+def test_check_names_bad_deletion_and_naming_options(key: str, value: Any, says: str) -> None:
+    failures = check_props({**OLDS, key: value})
+    assert [f.property for f in failures] == [key] and says in failures[0].reason, failures
+    assert check_props({**OLDS, "consumer_roles": ["arn:aws:iam::123456789012:role/a/b-c"],
+                        "force_delete": True}) == []
 
 
 @pytest.fixture
@@ -173,3 +220,18 @@ def test_a_single_principal_given_as_a_string_is_told_to_be_a_list() -> None:
     assert [(f.property, f.reason) for f in failures] == [
         ("share_with", "expected a list of principals, got the string '111122223333' "
                        "(write ['111122223333'])")]
+
+
+@pytest.mark.parametrize(("news", "says"), [
+    ({"import_version": "arn:aws:lambda:us-east-1:123456789012:layer:deps"},
+     "is not a layer version ARN"),
+    ({"import_version": "arn:aws:lambda:us-east-1:123456789012:layer:other:3"},
+     "names layer 'other' but layer_name is 'deps'"),
+    ({"import_version": "arn:aws:lambda:eu-west-1:123456789012:layer:deps:3",
+      "region": "us-east-1"}, "is in eu-west-1 but region is 'us-east-1'"),
+])
+def test_check_names_a_bad_import_version(news: dict[str, Any], says: str) -> None:
+    failures = check_props({**OLDS, **news})
+    assert [f.property for f in failures] == ["import_version"] and says in failures[0].reason
+    assert check_props({**OLDS, "import_version":
+                        "arn:aws:lambda:us-east-1:123456789012:layer:deps:3"}) == []

@@ -50,14 +50,7 @@ class LocalBuilder:
                              proc.stderr[-4000:])
 
     def _node(self, spec: LayerSpec, fp: Fingerprint, root: Path, log: Log) -> None:
-        scripted = _packages_with_install_scripts(fp.install_files["package-lock.json"])
-        if scripted and spec.builder != "local":
-            raise NoCompatibleWheel(f"{', '.join(scripted)} run install scripts (native builds), "
-                                    "which only a Lambda-compatible container runs for the target")
-        if scripted:
-            log(f"local: not running the install scripts of {', '.join(scripted)} "
-                "(they would build for this machine); packages that ship prebuilt binaries, such "
-                "as sharp >= 0.33, work without them")
+        check_install_scripts(spec, fp.install_files["package-lock.json"], log)
         project = root / "nodejs"
         project.mkdir(parents=True)
         for name, text in fp.install_files.items():
@@ -72,6 +65,18 @@ class LocalBuilder:
         if proc.returncode != 0:
             raise BuildError("local build (npm ci)", f"npm exited with {proc.returncode}",
                              (proc.stdout + proc.stderr)[-4000:])
+
+
+def check_install_scripts(spec: LayerSpec, lock_text: str, log: Log) -> None:
+    """Refuse (auto then builds in Docker) or, for builder='local', say we skip install scripts."""
+    scripted = _packages_with_install_scripts(lock_text)
+    if scripted and spec.builder != "local":
+        raise NoCompatibleWheel(f"{', '.join(scripted)} run install scripts (native builds), "
+                                "which only a Lambda-compatible container runs for the target")
+    if scripted:
+        log(f"local: not running the install scripts of {', '.join(scripted)} "
+            "(they would build for this machine); packages that ship prebuilt binaries, such "
+            "as sharp >= 0.33, work without them")
 
 
 def _packages_with_install_scripts(lock_text: str) -> list[str]:

@@ -1,0 +1,139 @@
+"""A real PEP 503 package index on 127.0.0.1, slow on purpose, that counts the requests uv makes."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import time
+import zipfile
+from base64 import urlsafe_b64encode
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+
+def make_wheel(folder: Path, name: str, version: str) -> Path:
+    """A minimal pure-Python wheel of name==version in folder."""
+    dist = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}/__init__.py": f"VERSION = {version!r}\n",
+        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: pll-tests\nRoot-Is-Purelib: true\n"
+                         "Tag: py3-none-any\n",
+    }
+
+    def digest(text: str) -> str:
+        return urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+
+    record = [f"{path},sha256={digest(text)},{len(text.encode())}" for path, text in files.items()]
+    files[f"{dist}/RECORD"] = "\n".join([*record, f"{dist}/RECORD,,"]) + "\n"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as zf:
+        for member, text in files.items():
+            zf.writestr(member, text)
+    return path
+
+
+@dataclass
+class IndexLog:
+    """What the index saw: every request path, and the most requests it served at one time."""
+
+    paths: list[str] = field(default_factory=list)
+    in_flight: int = 0
+    max_in_flight: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.paths)
+
+
+@dataclass
+class LocalIndex:
+    """The index's simple URL (for --index-url) and its request log."""
+
+    url: str
+    log: IndexLog
+    wheels: Path
+
+
+@contextmanager
+def serve_index(wheels: Path, delay: float = 0.0) -> Iterator[LocalIndex]:
+    """Serve the wheels in `wheels` as /simple/<name>/ pages; each page answer waits `delay`
+    seconds, like a registry that is slow to answer metadata."""
+    log = IndexLog()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            with log.lock:
+                log.paths.append(self.path)
+                log.in_flight += 1
+                log.max_in_flight = max(log.max_in_flight, log.in_flight)
+            try:
+                self._answer()
+            finally:
+                with log.lock:
+                    log.in_flight -= 1
+
+        def do_HEAD(self) -> None:  # noqa: N802
+            # uv asks first whether a wheel can be read in ranges; no Accept-Ranges: it downloads.
+            self._head_only = True
+            self.do_GET()
+
+        _head_only = False
+
+        def _answer(self) -> None:
+            page = re.fullmatch(r"/simple/([^/]+)/?", self.path)
+            if page:
+                time.sleep(delay)
+                wanted = _normal(page.group(1))
+                links = [f'<a href="/files/{w.name}#sha256={_sha256(w)}">{w.name}</a>'
+                         for w in sorted(wheels.glob("*.whl"))
+                         if _normal(w.name.split("-")[0]) == wanted]
+                if not links:
+                    self._send(404, b"not found", "text/plain")
+                    return
+                self._send(200, ("<html><body>" + "".join(links) + "</body></html>").encode(),
+                           "text/html")
+                return
+            file = re.fullmatch(r"/files/([^/]+\.whl)", self.path)
+            if file and (wheels / file.group(1)).is_file():
+                self._send(200, (wheels / file.group(1)).read_bytes(), "application/octet-stream")
+                return
+            self._send(404, b"not found", "text/plain")
+
+        def _send(self, status: int, body: bytes, kind: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            # Every page is asked for again (revalidated) rather than served from uv's cache, so
+            # a resolution that does not reach this index is one that did not run.
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            if not self._head_only:
+                self.wfile.write(body)
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield LocalIndex(f"http://127.0.0.1:{server.server_address[1]}/simple", log, wheels)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .errors import ResolveError, SpecError
+from .slots import count_from_env
 from .resolution_memo import (CONFIG_MAX_AGE, CONFIG_REFRESH, MAX_AGE_ARGUMENT, Freshness,
                               parse_max_age, parse_switch)
 
@@ -37,16 +37,7 @@ class ProgramFingerprint(NamedTuple):
 
 def parallel_resolves() -> int:
     """$PLL_PARALLEL_RESOLVES, else DEFAULT_PARALLEL_RESOLVES."""
-    configured = os.environ.get(_ENV, "").strip()
-    if not configured:
-        return DEFAULT_PARALLEL_RESOLVES
-    try:
-        value = int(configured)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ValueError(f"{_ENV}={configured!r}: give a whole number of resolutions, 1 or more")
-    return value
+    return count_from_env(_ENV, "resolutions") or DEFAULT_PARALLEL_RESOLVES
 
 
 def _executor() -> ThreadPoolExecutor:

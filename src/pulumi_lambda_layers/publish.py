@@ -6,17 +6,15 @@ import base64
 import json
 import logging
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import boto3
-import botocore.loaders
-import botocore.session
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+if TYPE_CHECKING:
+    import boto3
 
 from .archive import file_sha256
 from .errors import LayerError, SpecError
@@ -36,10 +34,10 @@ _HASH = re.compile(r"[0-9a-f]{64}")
 _ACCOUNT = re.compile(r"\d{12}")
 _ORG = re.compile(r"o-[a-z0-9]{10,32}")  # AWS Organizations id format, as Lambda checks it
 _ROOT_ARN = re.compile(r"arn:aws[a-z-]*:iam::(\d{12}):root")
-_CLIENT_CONFIG = Config(user_agent_extra="pulumi-lambda-layers")
-# Every call makes its own session (nothing long-lived to pickle or expire); parsing the service
-# models anew costs ~0.2 s per session, so sessions share one loader (read-only model data).
-_LOADER = botocore.loaders.create_loader()
+# boto3 is imported on the first AWS call, not with this module: it costs ~0.12 s, which every
+# preview would pay twice (program and provider) although a preview never calls AWS.
+_BOTO_LOCK = threading.Lock()
+_LOADER: Any = None
 
 
 class PublishError(LayerError):
@@ -340,12 +338,29 @@ def set_permissions(target: AwsTarget, layer_name: str, version: int,
 
 # --- internals: the only code that calls boto3 --------------------------------------------------
 
+def _loader() -> Any:
+    """The one botocore model loader. Every call makes its own session (nothing long-lived to
+    pickle or expire); parsing the service models anew costs ~0.2 s per session, so sessions share
+    one loader (read-only model data), made once under a lock (provider creates run in threads)."""
+    global _LOADER
+    with _BOTO_LOCK:
+        if _LOADER is None:
+            import botocore.loaders
+
+            _LOADER = botocore.loaders.create_loader()
+        return _LOADER
+
+
 def _boto3_session(**kwargs: Any) -> boto3.Session:
+    import boto3
+    import botocore.session
+
+    loader = _loader()
     core = botocore.session.get_session()
-    core.register_component("data_loader", _LOADER)
+    core.register_component("data_loader", loader)
     sess = boto3.Session(botocore_session=core, **kwargs)
     # boto3 appends its resource-model folder to the loader for each session: keep it once.
-    _LOADER.search_paths[:] = dict.fromkeys(_LOADER.search_paths)
+    loader.search_paths[:] = dict.fromkeys(loader.search_paths)
     return sess
 
 
@@ -354,8 +369,11 @@ def _lambda(target: AwsTarget) -> Any:
 
 
 def _client(sess: boto3.Session, service: str) -> Any:
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError
+
     try:
-        return sess.client(service, config=_CLIENT_CONFIG)
+        return sess.client(service, config=Config(user_agent_extra="pulumi-lambda-layers"))
     except BotoCoreError as exc:  # e.g. NoRegionError
         _fail("create_client", service, str(exc), "set region on the target, AWS_REGION or a profile region")
 
@@ -368,6 +386,8 @@ def _call(method: Callable[..., Any], resource: str, **kwargs: Any) -> Any:
 
 @contextmanager
 def _aws(operation: str, resource: str) -> Iterator[None]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
     try:
         yield
     except ClientError as exc:

@@ -7,6 +7,8 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from .errors import SpecError
+
 # What one build may hold at its peak: an install tree being read, up to 64 MB of files being
 # compressed (archive._IN_FLIGHT), and a big shared object twice (read + compressed).
 MEMORY_PER_BUILD = 768 << 20
@@ -18,17 +20,26 @@ _slot_count = 0
 _per_hash: dict[str, threading.Lock] = {}
 
 
+def count_from_env(variable: str, what: str) -> int | None:
+    """The whole number >= 1 in $variable, None when unset; SpecError naming it otherwise."""
+    configured = os.environ.get(variable, "").strip()
+    if not configured:
+        return None
+    try:
+        value = int(configured)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise SpecError(variable, f"{configured!r} is not a number of {what}",
+                        "give a whole number, 1 or more, or unset it")
+    return value
+
+
 def slot_count() -> int:
     """$PLL_PARALLEL_BUILDS, else one build per core, fewer when memory is short (at least one)."""
-    configured = os.environ.get(_ENV, "").strip()
-    if configured:
-        try:
-            value = int(configured)
-        except ValueError:
-            value = 0
-        if value < 1:
-            raise ValueError(f"{_ENV}={configured!r}: give a whole number of builds, 1 or more")
-        return value
+    configured = count_from_env(_ENV, "builds")
+    if configured is not None:
+        return configured
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     available = _available_memory()
     by_memory = available // MEMORY_PER_BUILD if available else cores

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
-import zipfile
-from base64 import urlsafe_b64encode
 from pathlib import Path
 
 import pytest
@@ -14,6 +11,7 @@ import pytest
 from pulumi_lambda_layers import SpecError, make_spec
 from pulumi_lambda_layers.fingerprint import fingerprint
 from pulumi_lambda_layers.tools import uv_command
+from tests.local_index import make_wheel
 from tests.conftest import npm_locked_project, write
 
 REQS = "requests==2.32.3\nsix==1.16.0\n"
@@ -39,42 +37,18 @@ def test_unpinned_requirements_resolve_transitively(tmp_path: Path) -> None:
     assert all(fp.packages.values())
 
 
-def _wheel(index: Path, name: str, version: str, requires: tuple[str, ...] = ()) -> Path:
-    """Write a minimal pure-Python wheel of name==version (Requires-Dist: requires) into index."""
-    dist = f"{name}-{version}.dist-info"
-    files = {
-        f"{name}/__init__.py": f"VERSION = {version!r}\n",
-        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
-                            + "".join(f"Requires-Dist: {r}\n" for r in requires),
-        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: pll-tests\nRoot-Is-Purelib: true\n"
-                         "Tag: py3-none-any\n",
-    }
-    def digest(text: str) -> str:
-        return urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
-
-    record = [f"{path},sha256={digest(text)},{len(text.encode())}"
-              for path, text in files.items()]
-    files[f"{dist}/RECORD"] = "\n".join([*record, f"{dist}/RECORD,,"]) + "\n"
-    index.mkdir(parents=True, exist_ok=True)
-    path = index / f"{name}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(path, "w") as zf:
-        for member, text in files.items():
-            zf.writestr(member, text)
-    return path
-
-
 def test_transitive_upgrade_changes_hash(tmp_path: Path) -> None:
     # A local index: pll-a (unpinned below) needs pll-b>=1. Only a new release of pll-b changes;
     # the requirements file stays byte for byte the same, so only the transitive pin can move it.
     index = tmp_path / "index"
-    _wheel(index, "pll_a", "1.0", ("pll-b>=1",))
-    _wheel(index, "pll_b", "1.0")
+    make_wheel(index, "pll_a", "1.0", ("pll-b>=1",))
+    make_wheel(index, "pll_b", "1.0")
     req = write(tmp_path / "requirements.txt", f"--no-index\n--find-links {index}\npll-a\n")
     spec = make_spec(runtime="python3.11", requirements=str(req))
     before = fingerprint(spec)
     assert before.packages == {"pll-a": "1.0", "pll-b": "1.0"}
     assert fingerprint(spec).content_hash == before.content_hash  # same index, same hash
-    _wheel(index, "pll_b", "1.1")
+    make_wheel(index, "pll_b", "1.1")
     after = fingerprint(spec)
     assert after.packages == {"pll-a": "1.0", "pll-b": "1.1"}
     assert after.content_hash != before.content_hash
@@ -87,7 +61,7 @@ def test_find_links_relative_to_the_requirements_file_builds_from_anywhere(
     # installs from a copy of the file elsewhere, so the folder must travel as an absolute path.
     from pulumi_lambda_layers.build import build_layer
 
-    _wheel(tmp_path / "proj/wheels", "pll_a", "1.0")
+    make_wheel(tmp_path / "proj/wheels", "pll_a", "1.0")
     req = write(tmp_path / "proj/requirements.txt", "--no-index\n--find-links ./wheels\npll-a\n")
     monkeypatch.chdir(tmp_path)  # not the file's folder
     spec = make_spec(runtime="python3.11", requirements=str(req), builder="local")

@@ -24,7 +24,7 @@ def test_slot_count_from_the_environment_or_the_machine(monkeypatch: pytest.Monk
     monkeypatch.setenv("PLL_PARALLEL_BUILDS", "3")
     assert slots.slot_count() == 3
     monkeypatch.setenv("PLL_PARALLEL_BUILDS", "zero")
-    with pytest.raises(ValueError, match="PLL_PARALLEL_BUILDS='zero'"):
+    with pytest.raises(ValueError, match="PLL_PARALLEL_BUILDS: 'zero' is not a number of builds"):
         slots.slot_count()
     monkeypatch.delenv("PLL_PARALLEL_BUILDS")
     monkeypatch.setattr(slots, "_available_memory", lambda: slots.MEMORY_PER_BUILD * 1)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from uv import find_uv_bin
 
-from pulumi_lambda_layers.build import build_layer
+from pulumi_lambda_layers.build.pipeline import build_layer
 from pulumi_lambda_layers.errors import LayerError
 from pulumi_lambda_layers.runtimes import (UNAME_MACHINE, Architecture, Runtime, check_architecture,
                                             get_runtime)

@@ -209,7 +209,7 @@ class ProjectPeer(Peer):
 
     def fingerprint_ms(self, spec_dir: Path, repeat: int) -> tuple[float, float]:
         """(in-process ms, `lambda-layers hash` end to end ms) of the locked spec, unchanged."""
-        from pulumi_lambda_layers.fingerprint import fingerprint
+        from pulumi_lambda_layers.sources.fingerprint import fingerprint
         from pulumi_lambda_layers.spec import make_spec
 
         source = self.wl.source("cold", spec_dir)

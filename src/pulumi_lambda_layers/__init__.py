@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
-from .errors import BuildError, LayerError, ResolveError, SpecError, ValidationError
-from .runtimes import RUNTIMES, Runtime
-from .spec import LayerSpec, make_spec, spec_from_dict
+from pulumi_lambda_layers.errors import (BuildError, LayerError, ResolveError, SmokeError,
+                                         SpecError, ValidationError)
+from pulumi_lambda_layers.runtimes import RUNTIMES, Runtime
+from pulumi_lambda_layers.spec import LayerSpec, make_spec, spec_from_dict
 
-# The Pulumi resources import the Pulumi SDK; load them only when asked so the CLI starts fast.
-_RESOURCES = {"LambdaLayerBuild": "resources", "LayerBuildProvider": "resources",
-              "LayerAttachment": "resources",
-              "export_layer": "sharing", "layer_from_stack": "sharing"}
+# Loaded when first asked for: the Pulumi resources import the Pulumi SDK, the pipeline its
+# builders; the CLI and `import pulumi_lambda_layers` stay fast without them.
+_LAZY = {"LambdaLayerBuild": "resources", "LayerBuildProvider": "resources",
+         "LayerAttachment": "resources", "export_layer": "resources",
+         "layer_from_stack": "resources", "build_layer": "build.pipeline",
+         "BuildResult": "build.pipeline", "fingerprint": "sources.fingerprint",
+         "Fingerprint": "sources.fingerprint"}
 
 
 def __getattr__(name: str) -> object:
-    if name in _RESOURCES:
+    if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(f".{_RESOURCES[name]}", __name__), name)
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
     "LambdaLayerBuild", "LayerAttachment", "LayerBuildProvider", "export_layer", "layer_from_stack",
-    "RUNTIMES", "BuildError", "LayerError", "LayerSpec", "ResolveError", "Runtime", "SpecError",
-    "ValidationError", "make_spec", "spec_from_dict",
+    "build_layer", "BuildResult", "fingerprint", "Fingerprint", "make_spec", "spec_from_dict",
+    "LayerSpec", "RUNTIMES", "Runtime",
+    "LayerError", "SpecError", "ResolveError", "BuildError", "ValidationError", "SmokeError",
 ]

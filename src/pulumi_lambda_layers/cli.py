@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .errors import LayerError, SmokeError, SpecError, ValidationError
-from .runtimes import ARCHITECTURES, RUNTIMES, check_architecture, get_runtime
-from .spec import BUILDERS, LOCK_NAMES, SLIM_SWITCHES, LayerSpec, spec_from_dict
+from pulumi_lambda_layers.errors import LayerError, SmokeError, SpecError, ValidationError
+from pulumi_lambda_layers.runtimes import ARCHITECTURES, RUNTIMES, check_architecture, get_runtime
+from pulumi_lambda_layers.spec import BUILDERS, LOCK_NAMES, SLIM_SWITCHES, LayerSpec, spec_from_dict
 
 FROZEN_HELP = ("never resolve: fail unless a lock gives every version (package.json needs "
                "package-lock.json beside it; requirements need --locked)")
@@ -198,7 +198,7 @@ def _spec(args: argparse.Namespace) -> LayerSpec:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from .build import build_layer
+    from pulumi_lambda_layers.build.pipeline import build_layer
 
     spec = _spec(args)
     quiet = args.quiet or args.json
@@ -224,8 +224,8 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _hash(args: argparse.Namespace) -> int:
-    from .fingerprint import fingerprint
-    from .resolution_memo import Freshness, parse_max_age
+    from pulumi_lambda_layers.sources.fingerprint import fingerprint
+    from pulumi_lambda_layers.sources.resolution_memo import Freshness, parse_max_age
 
     freshness = Freshness(refresh=args.refresh)
     if args.max_age is not None:
@@ -241,7 +241,7 @@ def _hash(args: argparse.Namespace) -> int:
 
 
 def _diff(args: argparse.Namespace) -> int:
-    from .fingerprint import fingerprint, package_changes
+    from pulumi_lambda_layers.sources.fingerprint import fingerprint, package_changes
 
     old = fingerprint(_spec(argparse.Namespace(**{**vars(args), "source": args.old})))
     new = fingerprint(_spec(argparse.Namespace(**{**vars(args), "source": args.new})))
@@ -268,7 +268,7 @@ def _diff(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from .validate import inspect_zip
+    from pulumi_lambda_layers.validate.checks import inspect_zip
 
     runtime = get_runtime(args.runtime, "--runtime")
     arch = check_architecture(args.arch, "--arch")
@@ -280,7 +280,7 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _test(args: argparse.Namespace) -> int:
-    from .smoke import smoke_test
+    from pulumi_lambda_layers.smoke.run import smoke_test
 
     runtime = get_runtime(args.runtime, "--runtime")
     arch = check_architecture(args.arch, "--arch")
@@ -309,8 +309,8 @@ def _test(args: argparse.Namespace) -> int:
 
 
 def _drift(args: argparse.Namespace) -> int:
-    from .attach import drift, lambda_regions, layer_base_arn
-    from .publish import AwsTarget
+    from pulumi_lambda_layers.aws.functions import drift, lambda_regions, layer_base_arn
+    from pulumi_lambda_layers.aws.layers import AwsTarget
 
     try:
         layer = layer_base_arn(args.layer)
@@ -340,9 +340,9 @@ def _drift(args: argparse.Namespace) -> int:
 
 
 def _prune(args: argparse.Namespace) -> int:
-    from .naming import LAYER_NAME, ROLE_ARN
-    from .publish import AwsTarget
-    from .retention import prune
+    from pulumi_lambda_layers.naming import LAYER_NAME, ROLE_ARN
+    from pulumi_lambda_layers.aws.layers import AwsTarget
+    from pulumi_lambda_layers.aws.retention import prune
 
     if args.keep < 0:
         raise SpecError("--keep", f"{args.keep} is not a number of versions",
@@ -350,7 +350,7 @@ def _prune(args: argparse.Namespace) -> int:
     layer = args.layer.strip()
     arn = layer if layer.startswith("arn:") else None
     if arn is not None:
-        from .attach import layer_arn
+        from pulumi_lambda_layers.aws.functions import layer_arn
 
         try:
             arn = layer_arn(arn)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .archive import ZipResult, make_zip
-from .errors import SpecError
-from .runtimes import get_runtime
+from pulumi_lambda_layers.build.archive import ZipResult, make_zip
+from pulumi_lambda_layers.errors import SpecError
+from pulumi_lambda_layers.runtimes import get_runtime
 
 # Node's ES module resolver ignores NODE_PATH, so `import sharp from 'sharp'` in an .mjs handler
 # never looks in /opt/nodejs/node_modules. A node_modules symlink next to the handler makes the

@@ -6,7 +6,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Literal
 
-from .errors import SpecError
+from pulumi_lambda_layers.errors import SpecError
 
 Language = Literal["python", "nodejs"]
 Architecture = Literal["x86_64", "arm64"]

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import SpecError
-from .runtimes import Architecture, Runtime, check_architecture, did_you_mean, get_runtime
+from pulumi_lambda_layers.errors import SpecError
+from pulumi_lambda_layers.runtimes import Architecture, Runtime, check_architecture, did_you_mean, get_runtime
 
 SourceKind = Literal["requirements", "lock", "package_json", "source_dir"]
 BuilderName = Literal["auto", "docker", "local"]

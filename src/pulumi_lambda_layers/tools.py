@@ -6,7 +6,7 @@ import shutil
 import sysconfig
 import threading
 
-from .errors import BuildError
+from pulumi_lambda_layers.errors import BuildError
 
 # sysconfig fills its variables on first use without a lock: a thread reading them meanwhile gets
 # None (uv's find_uv_bin then fails with a TypeError). Fill them here, at import, before the

@@ -15,7 +15,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from pulumi_lambda_layers import publish
+from pulumi_lambda_layers.aws import layers as publish
 from tests.conftest import HOST_CA_BUNDLE
 from tests.e2e.conftest import moto_env
 from tests.e2e.pulumi_harness import PulumiCLI, PulumiProject

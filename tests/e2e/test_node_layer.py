@@ -64,7 +64,7 @@ def test_zip_layout_of_a_node_layer_is_nodejs_node_modules(tmp_path: Path) -> No
     # The layout of the layer above, on the bytes the resource publishes: what Node.js searches
     # under /opt (require() through NODE_PATH=/opt/nodejs/node_modules).
     from pulumi_lambda_layers import make_spec
-    from pulumi_lambda_layers.build import build_layer
+    from pulumi_lambda_layers.build.pipeline import build_layer
 
     npm_locked_project(tmp_path / "layer", {"is-odd": "3.0.1"})
     result = build_layer(make_spec(runtime="nodejs20.x", architecture="arm64", builder="local",

@@ -111,14 +111,14 @@ def test_a_version_an_outside_function_uses_survives_replace_and_destroy_unless_
     (pulumi_project.dir / "requirements.lock").write_text("six==1.17.0\n")
     replace = cli.up("--stack", "dev")
     assert _versions("team-used-deps") == [1, 2], "the replaced version 1 is still in use"
-    assert f"warning: kept team-used-deps:1: still used by " in _log(replace)
+    assert "warning: kept team-used-deps:1: still used by " in _log(replace)
     assert f"function:{fn}" in _log(replace), _log(replace)
 
     v2 = _outputs(cli, "dev")["layer_version_arn"]
     _lambda().update_function_configuration(FunctionName=fn, Layers=[v2])
     destroy = cli.destroy("--stack", "dev")
     assert _versions("team-used-deps") == [1, 2], "destroy keeps the version in use too"
-    assert f"warning: kept team-used-deps:2: still used by " in _log(destroy)
+    assert "warning: kept team-used-deps:2: still used by " in _log(destroy)
 
     # force_delete, applied by an up (which takes version 2 back: same content, same owner) ...
     cli.run("config", "set", "--stack", "dev", "force_delete", "true")

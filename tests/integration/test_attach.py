@@ -16,13 +16,13 @@ import boto3
 import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 
-from pulumi_lambda_layers import attach as attach_mod
-from pulumi_lambda_layers.attach import (
+from pulumi_lambda_layers.aws import functions as attach_mod
+from pulumi_lambda_layers.aws.functions import (
     AttachError, attach, attached_versions, detach, drift, layer_base_arn, swap_layers,
 )
 from pulumi_lambda_layers.cli import main
 from pulumi_lambda_layers.errors import SpecError
-from pulumi_lambda_layers.publish import AwsTarget, PublishError
+from pulumi_lambda_layers.aws.layers import AwsTarget, PublishError
 from pulumi_lambda_layers.resources import LayerAttachmentProvider, check_attachment
 from tests.conftest import client_in as _client_in
 from tests.conftest import role_arn as _role

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from pulumi_lambda_layers import BuildError, make_spec
-from pulumi_lambda_layers.build import BuildResult, build_layer
+from pulumi_lambda_layers.build.pipeline import BuildResult, build_layer
 from pulumi_lambda_layers.cli import main as cli
 from pulumi_lambda_layers.runtimes import RUNTIMES
-from pulumi_lambda_layers.validate import inspect_zip
+from pulumi_lambda_layers.validate.checks import inspect_zip
 from tests.conftest import dead_url, docker_build_options, write
 from tests.testbed_images import require_image
 
@@ -215,7 +215,7 @@ def test_docker_builds_reuse_a_package_cache_volume(tmp_path: Path) -> None:
     # published as an sdist only) and the next build in that image installs it without building.
     # (Its HTTP cache of downloads is in the volume too, but the test machines' registry proxy
     # sends no caching headers, so pip stores no download here.)
-    from pulumi_lambda_layers.builders.docker import CACHE_VOLUME_PREFIX
+    from pulumi_lambda_layers.build.docker import CACHE_VOLUME_PREFIX
     from tests.testbed_images import require_docker
 
     client = require_docker()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pulumi_lambda_layers import SpecError, make_spec
-from pulumi_lambda_layers.fingerprint import fingerprint
+from pulumi_lambda_layers.sources.fingerprint import fingerprint
 from pulumi_lambda_layers.tools import uv_command
 from tests.local_index import make_wheel
 from tests.conftest import npm_locked_project, write
@@ -59,7 +59,7 @@ def test_find_links_relative_to_the_requirements_file_builds_from_anywhere(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # pip reads a relative --find-links folder from the requirements file's folder; the builder
     # installs from a copy of the file elsewhere, so the folder must travel as an absolute path.
-    from pulumi_lambda_layers.build import build_layer
+    from pulumi_lambda_layers.build.pipeline import build_layer
 
     make_wheel(tmp_path / "proj/wheels", "pll_a", "1.0")
     req = write(tmp_path / "proj/requirements.txt", "--no-index\n--find-links ./wheels\npll-a\n")
@@ -112,7 +112,7 @@ def test_unchanged_uv_lock_is_not_exported_again(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     # `uv export --locked` takes half a second; a no-change preview reuses its last answer for
     # the same uv.lock + pyproject.toml, and asks uv again as soon as either changes.
-    from pulumi_lambda_layers import fingerprint as fingerprint_module
+    from pulumi_lambda_layers.sources import fingerprint as fingerprint_module
 
     monkeypatch.setenv("PLL_CACHE_DIR", str(tmp_path / "cache"))
     project = tmp_path / "proj"

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from pulumi_lambda_layers import make_spec
-from pulumi_lambda_layers.archive import make_zip
-from pulumi_lambda_layers.build import BuildResult, build_layer
-from pulumi_lambda_layers.builders.local import LocalBuilder
-from pulumi_lambda_layers.fingerprint import fingerprint
-from pulumi_lambda_layers.incremental import PackStats
+from pulumi_lambda_layers.build.archive import make_zip
+from pulumi_lambda_layers.build.pipeline import BuildResult, build_layer
+from pulumi_lambda_layers.build.local import LocalBuilder
+from pulumi_lambda_layers.sources.fingerprint import fingerprint
+from pulumi_lambda_layers.build.incremental import PackStats
 from pulumi_lambda_layers.spec import LayerSpec
 from tests.conftest import npm_locked_project
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from pulumi_lambda_layers.publish import PublishError
+from pulumi_lambda_layers.aws.layers import PublishError
 from pulumi_lambda_layers.resources import LayerBuildProvider, program_time_fingerprint
 from tests.conftest import dead_url, write
 

@@ -13,9 +13,9 @@ import pytest
 from pulumi_lambda_layers import make_spec
 from pulumi_lambda_layers.cli import main
 from pulumi_lambda_layers.errors import ResolveError
-from pulumi_lambda_layers.fingerprint import fingerprint
-from pulumi_lambda_layers.program_time import start
-from pulumi_lambda_layers.resolution_memo import Freshness
+from pulumi_lambda_layers.sources.fingerprint import fingerprint
+from pulumi_lambda_layers.resources.program_time import start
+from pulumi_lambda_layers.sources.resolution_memo import Freshness
 from tests.conftest import write
 from tests.local_index import LocalIndex, make_wheel, serve_index
 

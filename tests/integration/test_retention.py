@@ -13,7 +13,8 @@ from typing import Any
 import boto3
 import pytest
 
-from pulumi_lambda_layers import cli, publish
+from pulumi_lambda_layers import cli
+from pulumi_lambda_layers.aws import layers as publish
 from pulumi_lambda_layers.errors import LayerError
 from pulumi_lambda_layers.resources import LayerBuildProvider
 from tests.conftest import client_in, dead_url, role_arn

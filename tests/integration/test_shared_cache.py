@@ -10,9 +10,9 @@ import boto3
 import pytest
 
 from pulumi_lambda_layers import make_spec
-from pulumi_lambda_layers.build import BuildResult, build_layer
+from pulumi_lambda_layers.build.pipeline import BuildResult, build_layer
 from pulumi_lambda_layers.cli import main as cli
-from pulumi_lambda_layers.fingerprint import fingerprint
+from pulumi_lambda_layers.sources.fingerprint import fingerprint
 from tests.conftest import write
 
 LOCK = "six==1.16.0\nidna==3.10\n"
@@ -90,8 +90,8 @@ def test_a_damaged_object_is_refused_and_rebuilt(bucket: str, lock: Path, tmp_pa
 
 def test_the_resource_provider_uses_the_shared_cache(bucket: str, lock: Path, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    from pulumi_lambda_layers.resources import (LayerProps, _build_or_reuse, diff_props,
-                                                program_time_fingerprint)
+    from pulumi_lambda_layers.resources import LayerProps, diff_props, program_time_fingerprint
+    from pulumi_lambda_layers.resources.layer_build import _build_or_reuse
 
     args = {"runtime": "python3.11", "lock": str(lock), "builder": "local"}
     content_hash, packages, build, errors = program_time_fingerprint(args)

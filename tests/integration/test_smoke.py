@@ -13,11 +13,11 @@ import boto3
 import pytest
 
 from pulumi_lambda_layers import SpecError, make_spec
-from pulumi_lambda_layers.build import build_layer
+from pulumi_lambda_layers.build.pipeline import build_layer
 from pulumi_lambda_layers.cli import main as cli
 from pulumi_lambda_layers.errors import SmokeError
 from pulumi_lambda_layers.resources import LayerBuildProvider, program_time_fingerprint
-from pulumi_lambda_layers.smoke import smoke_test
+from pulumi_lambda_layers.smoke.run import smoke_test
 from tests.conftest import write
 from tests.testbed_images import require_image
 

@@ -13,7 +13,7 @@ import deflate
 import pytest
 
 from pulumi_lambda_layers.errors import BuildError
-from pulumi_lambda_layers.archive import is_excluded, make_zip
+from pulumi_lambda_layers.build.archive import is_excluded, make_zip
 from tests.conftest import write
 
 PREFIX = "python/lib/python3.11/site-packages"
@@ -125,7 +125,7 @@ class _LibdeflateLikeZlib:
 def _zipfile_reference(root: Path, out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The layer zip as the standard zipfile module writes it, with libdeflate as its compressor:
     zipfile decides every header byte, libdeflate the data (what make_zip must match)."""
-    from pulumi_lambda_layers.archive import collect
+    from pulumi_lambda_layers.build.archive import collect
 
     real = zipfile._get_compressor  # type: ignore[attr-defined]
     monkeypatch.setattr(zipfile, "_get_compressor", lambda kind, level=None:
@@ -182,7 +182,7 @@ def test_compression_runs_on_worker_threads_and_keeps_order(tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     import threading
 
-    from pulumi_lambda_layers import archive
+    from pulumi_lambda_layers.build import archive
 
     root = tmp_path / "root"
     for i in range(40):
@@ -210,6 +210,6 @@ def test_console_scripts_of_a_target_install_are_not_packed() -> None:
 def test_the_compressor_named_in_every_hash_is_the_one_installed() -> None:
     from importlib.metadata import version
 
-    from pulumi_lambda_layers.rawzip import DEFLATE
+    from pulumi_lambda_layers.build.rawzip import DEFLATE
 
     assert DEFLATE == f"libdeflate (deflate {version('deflate')})"

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pulumi_lambda_layers import npmtree
+from pulumi_lambda_layers.build import npmtree
 
 
 @pytest.mark.parametrize("version,spec,ok", [

@@ -11,8 +11,8 @@ import pulumi
 import pytest
 
 from pulumi_lambda_layers import SpecError
-from pulumi_lambda_layers import resolution_memo as memo
-from pulumi_lambda_layers.program_time import freshness_of, start
+from pulumi_lambda_layers.sources import resolution_memo as memo
+from pulumi_lambda_layers.resources.program_time import freshness_of, start
 from tests.conftest import write
 from tests.pulumi_mocks import RecordingMocks, use_mocks
 

@@ -12,7 +12,9 @@ import pulumi
 import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 
-from pulumi_lambda_layers import attach, publish, retention
+from pulumi_lambda_layers.aws import functions as attach
+from pulumi_lambda_layers.aws import layers as publish
+from pulumi_lambda_layers.aws import retention
 from pulumi_lambda_layers.naming import LAYER_NAME, default_layer_name, owner_label
 from pulumi_lambda_layers.resources import (LayerBuildProvider, check_props, diff_props,
                                             keep_auto_name)

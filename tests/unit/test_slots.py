@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pulumi_lambda_layers import make_spec, slots
-from pulumi_lambda_layers.build import build_layer
+from pulumi_lambda_layers import make_spec
+from pulumi_lambda_layers.build import slots
+from pulumi_lambda_layers.build.pipeline import build_layer
 from tests.conftest import write
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from pulumi_lambda_layers.resources import check_props, diff_props
 from pulumi_lambda_layers.runtimes import RUNTIMES
-from pulumi_lambda_layers.smoke import _result, _Run, lambda_environment, layer_imports
+from pulumi_lambda_layers.smoke.run import _result, _Run, lambda_environment, layer_imports
 from tests.pulumi_mocks import RecordingMocks, use_mocks
 
 PROPS: dict[str, Any] = {

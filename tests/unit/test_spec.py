@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pulumi_lambda_layers import SpecError, make_spec
-from pulumi_lambda_layers.fingerprint import fingerprint
+from pulumi_lambda_layers.sources.fingerprint import fingerprint
 from tests.conftest import write
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pulumi_lambda_layers import cache
+from pulumi_lambda_layers.build import cache
 
 THREADS = 16
 

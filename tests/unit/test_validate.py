@@ -15,7 +15,7 @@ import pytest
 
 from pulumi_lambda_layers.errors import ValidationError
 from pulumi_lambda_layers.runtimes import RUNTIMES, Architecture
-from pulumi_lambda_layers.validate import (
+from pulumi_lambda_layers.validate.checks import (
     MAX_UNZIPPED_BYTES,
     MAX_ZIPPED_BYTES,
     Finding,

@@ -6,12 +6,12 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from ..errors import BuildError
-from ..fingerprint import Fingerprint
-from ..runtimes import NPM_CPU
-from ..spec import LayerSpec
-from ..tools import npm_command, uv_command
-from . import Log, NoCompatibleWheel
+from pulumi_lambda_layers.errors import BuildError
+from pulumi_lambda_layers.sources.fingerprint import Fingerprint
+from pulumi_lambda_layers.runtimes import NPM_CPU
+from pulumi_lambda_layers.spec import LayerSpec
+from pulumi_lambda_layers.tools import npm_command, uv_command
+from pulumi_lambda_layers.build.select import Log, NoCompatibleWheel
 
 # uv's wording when a pinned package has no wheel for the target (and sdists are refused).
 _NO_WHEEL_MARKERS = ("no wheels with a matching", "has no usable wheels", "only-binary",

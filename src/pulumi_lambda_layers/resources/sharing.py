@@ -6,7 +6,7 @@ from typing import Any
 
 import pulumi
 
-from .errors import LayerError
+from pulumi_lambda_layers.errors import LayerError
 
 
 def layer_export(layer: Any) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import re
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,13 +20,17 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from . import cache, publish, retention
-from .attach import layer_base_arn
-from .errors import LayerError, SpecError
-from .fingerprint import Fingerprint
-from .naming import LAYER_NAME, ROLE_ARN, default_layer_name, owner_label
-from .runtimes import RUNTIMES, get_runtime
-from .spec import LayerSpec, Source
+from pulumi_lambda_layers.build import cache
+from pulumi_lambda_layers.aws import layers
+from pulumi_lambda_layers.aws import retention
+from pulumi_lambda_layers.aws.functions import layer_base_arn
+from pulumi_lambda_layers.errors import LayerError, SpecError
+from pulumi_lambda_layers.sources.fingerprint import Fingerprint
+from pulumi_lambda_layers.naming import LAYER_NAME, ROLE_ARN, default_layer_name, owner_label
+from pulumi_lambda_layers.runtimes import RUNTIMES, get_runtime
+from pulumi_lambda_layers.spec import LayerSpec, Source
+from pulumi_lambda_layers.resources.common import log, norm, unknown
+from pulumi_lambda_layers.resources.faults import fault_point
 
 # Inputs whose change means new bytes or a different layer: a new immutable version (replace).
 REPLACE_KEYS = ("content_hash", "layer_name", "runtime", "architecture", "compatible_runtimes",
@@ -56,7 +59,7 @@ class LayerProps:
     retain_versions: int
     retain_on_delete: bool
     s3_bucket: str | None
-    target: publish.AwsTarget
+    target: layers.AwsTarget
     build: dict[str, Any]
     cache_bucket: str | None = None
     cache_prefix: str = ""
@@ -78,7 +81,7 @@ class LayerProps:
             retain_versions=int(props.get("retain_versions") or 0),
             retain_on_delete=bool(props.get("retain_on_delete")),
             s3_bucket=props.get("s3_bucket") or None,
-            target=publish.AwsTarget(props.get("region") or None, props.get("profile") or None,
+            target=layers.AwsTarget(props.get("region") or None, props.get("profile") or None,
                                      props.get("assume_role_arn") or None),
             build=dict(props.get("build") or {}),
             cache_bucket=props.get("cache_bucket") or None,
@@ -115,7 +118,7 @@ def check_props(news: Mapping[str, Any]) -> list[CheckFailure]:
                                      "letters, digits, '-' or '_' (or leave layer_name out for a "
                                      "name unique to this project, stack and resource)"))
     try:
-        publish.check_principals(news.get("share_with") or [])
+        layers.check_principals(news.get("share_with") or [])
     except SpecError as exc:
         failures.append(CheckFailure("share_with", f"{exc.problem} ({exc.fix})"))
     retain = news.get("retain_versions")
@@ -137,14 +140,14 @@ def _check_deletion_options(news: Mapping[str, Any]) -> list[CheckFailure]:
                                      f"{roles!r} ({fix})"))
     else:
         for role in roles or ():
-            if not _unknown(role) and not (isinstance(role, str) and ROLE_ARN.fullmatch(role)):
+            if not unknown(role) and not (isinstance(role, str) and ROLE_ARN.fullmatch(role)):
                 failures.append(CheckFailure(
                     "consumer_roles", f"{role!r} is not an IAM role ARN (expected "
                     "arn:aws:iam::<12-digit account>:role/<name>): a role in each account whose "
                     "functions may use the layer, allowed lambda:ListFunctions"))
                 break
     imported = news.get("import_version")
-    if imported and not _unknown(imported):
+    if imported and not unknown(imported):
         match = isinstance(imported, str) and re.fullmatch(
             r"arn:aws[a-z-]*:lambda:([a-z0-9-]+):\d{12}:layer:([A-Za-z0-9_-]+):\d+", imported)
         if not match:
@@ -168,7 +171,7 @@ def _check_compatible_runtimes(news: Mapping[str, Any]) -> list[CheckFailure]:
     # Checked here so a typo shows at preview against the argument, not as Lambda's
     # InvalidParameterValueException from publish_layer_version at apply.
     wanted = news.get("compatible_runtimes")
-    if wanted is None or _unknown(wanted) or (isinstance(wanted, (list, tuple)) and not wanted):
+    if wanted is None or unknown(wanted) or (isinstance(wanted, (list, tuple)) and not wanted):
         return []  # not given: the layer's own runtime is used
     if not isinstance(wanted, (list, tuple)):
         fix = f"write [{wanted!r}]" if isinstance(wanted, str) else 'e.g. ["python3.12"]'
@@ -178,7 +181,7 @@ def _check_compatible_runtimes(news: Mapping[str, Any]) -> list[CheckFailure]:
     language = RUNTIMES[built_for].language if isinstance(built_for, str) and \
         built_for in RUNTIMES else None
     for rt in wanted:
-        if _unknown(rt):
+        if unknown(rt):
             continue
         if not isinstance(rt, str):
             return [CheckFailure("compatible_runtimes", f"expected runtime ids (strings), got "
@@ -219,21 +222,13 @@ def _smoke_option(value: Any) -> bool | tuple[str, ...]:
 def diff_props(olds: Mapping[str, Any], news: Mapping[str, Any]) -> DiffResult:
     """Replace on new content or identity, update on sharing/retention/description, else nothing."""
     def differs(key: str) -> bool:
-        return _norm(olds.get(key)) != _norm(news.get(key))
+        return norm(olds.get(key)) != norm(news.get(key))
 
     replaces = [k for k in REPLACE_KEYS if differs(k)]
     updates = [k for k in UPDATE_KEYS if differs(k)]
     return DiffResult(changes=bool(replaces or updates), replaces=replaces,
                       stables=["layer_name"] if not replaces else [],
                       delete_before_replace=False)
-
-
-def _norm(value: Any) -> Any:
-    if isinstance(value, (list, tuple)):
-        return sorted(_norm(v) for v in value)
-    if value in ("", None, [], {}):
-        return None
-    return value
 
 
 class LayerBuildProvider(ResourceProvider):
@@ -253,23 +248,23 @@ class LayerBuildProvider(ResourceProvider):
         p = LayerProps.of(props)
         zip_path, built = _build_or_reuse(p)
         _smoke_test(p, zip_path)
-        version, fresh = publish.publish_version(
+        version, fresh = layers.publish_version(
             p.target, p.layer_name, zip_path, content_hash=p.content_hash,
             code_sha256=built.get("code_sha256"), description=p.description,
             license_info=p.license_info,
             compatible_runtimes=p.compatible_runtimes or (p.runtime,),
             compatible_architectures=(p.architecture,), s3_bucket=p.s3_bucket, owner=p.owner)
-        _log(f"{'published' if fresh else 'reused existing'} {version.layer_version_arn}")
-        _fault_point("after-publish")
-        publish.set_permissions(p.target, p.layer_name, version.version, p.share_with)
+        log(f"{'published' if fresh else 'reused existing'} {version.layer_version_arn}")
+        fault_point("after-publish")
+        layers.set_permissions(p.target, p.layer_name, version.version, p.share_with)
         return CreateResult(version.layer_version_arn, _outs(props, version, built))
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         p = LayerProps.of(news)
         version = int(olds["version"])
-        publish.set_permissions(p.target, p.layer_name, version, p.share_with)
-        if _norm(olds.get("description")) != _norm(news.get("description")):
-            _log("description: layer versions are immutable; the new text is used from the next "
+        layers.set_permissions(p.target, p.layer_name, version, p.share_with)
+        if norm(olds.get("description")) != norm(news.get("description")):
+            log("description: layer versions are immutable; the new text is used from the next "
                  "published version on")
         computed = {k: olds.get(k) for k in OUTPUT_KEYS}
         return UpdateResult({**news, **computed})
@@ -280,21 +275,21 @@ class LayerBuildProvider(ResourceProvider):
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         p = LayerProps.of(props)
         if p.retain_on_delete:
-            _log(f"retain_on_delete: keeping {props.get('layer_version_arn')}")
+            log(f"retain_on_delete: keeping {props.get('layer_version_arn')}")
             return
         version = int(props["version"])
-        listed = publish.list_versions(p.target, p.layer_name)
+        listed = layers.list_versions(p.target, p.layer_name)
         owned = retention.owned_versions(listed, p.owner, version)
         others = sorted(v.version for v in listed if v.content_hash and v.version not in owned)
         if others:
-            _log(f"leaving {p.layer_name} versions {', '.join(map(str, others))} alone: other "
+            log(f"leaving {p.layer_name} versions {', '.join(map(str, others))} alone: other "
                  "stacks or resources published them")
         layer_arn = props.get("layer_arn") or layer_base_arn(str(props["layer_version_arn"]))
         retention.delete_unless_used(
             p.target, p.layer_name, layer_arn,
             retention.versions_to_delete(owned, version, p.retain_versions),
             consumers=retention.consumer_targets(layer_arn, p.consumer_roles, p.target.profile),
-            force=p.force_delete, log=_log)
+            force=p.force_delete, log=log)
 
 
 def keep_auto_name(olds: Mapping[str, Any], news: dict[str, Any]) -> dict[str, Any]:
@@ -326,10 +321,10 @@ def adopt_version(arn: str, props: Mapping[str, Any]) -> CreateResult:
                         f"{props.get('runtime')} {props.get('architecture')}",
                         "import a version built for this target, or change runtime/architecture")
     if outs["content_hash"] != props.get("content_hash"):
-        _log(f"warning: {arn} was built from other dependencies (content hash "
+        log(f"warning: {arn} was built from other dependencies (content hash "
              f"{str(outs['content_hash'])[:16]}..., the program's is "
              f"{str(props.get('content_hash'))[:16]}...): the next `pulumi up` replaces it")
-    _log(f"imported {arn}: adopted as it is, nothing built or published")
+    log(f"imported {arn}: adopted as it is, nothing built or published")
     return CreateResult(arn, {**outs, "builder_used": "import", "unzipped_size": None})
 
 
@@ -339,14 +334,14 @@ def read_version(id_: str, props: Mapping[str, Any]) -> ReadResult:
     so where AWS differs from the inputs its answer wins (and a mismatch shows as a diff)."""
     layer_arn = layer_base_arn(id_)
     name, number = layer_arn.rsplit(":", 1)[1], int(id_.rsplit(":", 1)[1])
-    target = publish.AwsTarget(props.get("region") or id_.split(":")[3],
+    target = layers.AwsTarget(props.get("region") or id_.split(":")[3],
                                props.get("profile") or None, props.get("assume_role_arn") or None)
-    current = publish.get_version(target, name, number)
+    current = layers.get_version(target, name, number)
     if current is None:
         return ReadResult(None, {})  # deleted out of band: the engine drops it from state
     content_hash = current.content_hash or props.get("content_hash")
     if current.content_hash is None:
-        _log(f"{name}:{number} carries no content-hash marker (published by hand): its content "
+        log(f"{name}:{number} carries no content-hash marker (published by hand): its content "
              f"hash is taken from the program ({str(content_hash)[:16]}...), so it counts as "
              "built from the program's dependencies until they change")
     runtime = props.get("runtime")
@@ -358,7 +353,7 @@ def read_version(id_: str, props: Mapping[str, Any]) -> ReadResult:
     if current.compatible_architectures and architecture not in current.compatible_architectures:
         architecture = current.compatible_architectures[0]
     try:
-        shared = publish.get_permissions(target, name, number)
+        shared = layers.get_permissions(target, name, number)
     except LayerError:
         shared = list(props.get("share_with") or [])
     return ReadResult(id_, {
@@ -372,21 +367,21 @@ def read_version(id_: str, props: Mapping[str, Any]) -> ReadResult:
 
 def _build_or_reuse(p: LayerProps) -> tuple[Path, dict[str, Any]]:
     """The zip for the content hash: from this machine's cache, else built now (and cached)."""
-    from .build import build_layer
+    from pulumi_lambda_layers.build.pipeline import build_layer
 
     cached = cache.lookup(p.content_hash)
     if cached is not None:
-        _log(f"build: cache hit for {p.content_hash[:16]}, not rebuilding")
+        log(f"build: cache hit for {p.content_hash[:16]}, not rebuilding")
         return cached, _zip_facts(cached)
     spec = p.spec()
     if spec.source.kind == "source_dir":
         _check_source_dir_unchanged(spec, p.content_hash)
     out = cache.zip_path(p.content_hash)
     # use_cache: stores the zip with its facts here and, with cache_bucket, shares it (or gets it).
-    result = build_layer(spec, out, log=_log, fp=p.fingerprint(), use_cache=True,
+    result = build_layer(spec, out, log=log, fp=p.fingerprint(), use_cache=True,
                          cache_bucket=p.cache_bucket, cache_prefix=p.cache_prefix,
                          cache_target=p.target)
-    _log(f"build: {result.builder} ({result.builder_reason}); {result.zip.zipped_size:,} bytes "
+    log(f"build: {result.builder} ({result.builder_reason}); {result.zip.zipped_size:,} bytes "
          f"zipped, {result.zip.unzipped_size:,} unzipped")
     return out, {"code_sha256": result.zip.code_sha256, "unzipped_size": result.zip.unzipped_size,
                  "builder_used": result.builder}
@@ -396,10 +391,10 @@ def _smoke_test(p: LayerProps, zip_path: Path) -> None:
     """When asked, prove the zip imports in a Lambda-like container; SmokeError publishes nothing."""
     if not p.smoke_test:
         return
-    from .smoke import smoke_test
+    from pulumi_lambda_layers.smoke.run import smoke_test
 
     imports = None if p.smoke_test is True else list(p.smoke_test)
-    smoke_test(zip_path, p.runtime, p.architecture, imports=imports, image=p.smoke_image, log=_log)
+    smoke_test(zip_path, p.runtime, p.architecture, imports=imports, image=p.smoke_image, log=log)
 
 
 def _zip_facts(path: Path) -> dict[str, Any]:
@@ -407,12 +402,12 @@ def _zip_facts(path: Path) -> dict[str, Any]:
 
     with zipfile.ZipFile(path) as zf:
         unzipped = sum(i.file_size for i in zf.infolist())
-    return {"code_sha256": publish.zip_sha256(path), "unzipped_size": unzipped,
+    return {"code_sha256": layers.zip_sha256(path), "unzipped_size": unzipped,
             "builder_used": "cache"}
 
 
 def _check_source_dir_unchanged(spec: LayerSpec, content_hash: str) -> None:
-    from .fingerprint import fingerprint
+    from pulumi_lambda_layers.sources.fingerprint import fingerprint
 
     now = fingerprint(spec).content_hash
     if now != content_hash:
@@ -420,29 +415,11 @@ def _check_source_dir_unchanged(spec: LayerSpec, content_hash: str) -> None:
                          f"(hash {content_hash[:12]} then, {now[:12]} now); run `pulumi up` again")
 
 
-def _outs(props: Mapping[str, Any], v: publish.LayerVersion, built: Mapping[str, Any]) -> dict[str, Any]:
+def _outs(props: Mapping[str, Any], v: layers.LayerVersion, built: Mapping[str, Any]) -> dict[str, Any]:
     return {**props, "layer_arn": v.layer_arn, "layer_version_arn": v.layer_version_arn,
             "version": v.version, "code_sha256": v.code_sha256, "code_size": v.code_size,
             "unzipped_size": built.get("unzipped_size"), "builder_used": built.get("builder_used"),
             "runtimes": list(v.compatible_runtimes), "architectures": list(v.compatible_architectures)}
-
-
-def _fault_point(name: str) -> None:
-    """Hang here when PLL_FAULT_INJECT names this point: lets tests kill a deploy at a known step."""
-    import os
-    import time
-
-    if os.environ.get("PLL_FAULT_INJECT") == name:
-        _log(f"fault injection: hanging at {name}")
-        engine = os.getppid()
-        while os.getppid() == engine:  # until the engine is killed; then leave no orphan behind
-            time.sleep(0.1)
-        os._exit(1)
-
-
-def _log(message: str) -> None:
-    # The dynamic provider has no engine log channel; the engine shows its stderr per resource.
-    print(f"[lambda-layers] {message}", file=sys.stderr, flush=True)
 
 
 class LambdaLayerBuild(pulumi.dynamic.Resource, module="lambda-layers", name="LambdaLayerBuild"):
@@ -525,7 +502,7 @@ class LambdaLayerBuild(pulumi.dynamic.Resource, module="lambda-layers", name="La
                 "builder": builder, "image": image, "network_mode": network_mode,
                 "proxy": dict(proxy) if proxy else None, "ca_bundle": ca_bundle,
                 "exclude": list(exclude) if exclude else None, "slim": slim, "frozen": frozen}
-        from . import program_time
+        from pulumi_lambda_layers.resources import program_time
 
         # Started here, awaited by the engine before registering: the layers of a program
         # resolve at once instead of one after another on this thread.
@@ -570,209 +547,3 @@ class LambdaLayerBuild(pulumi.dynamic.Resource, module="lambda-layers", name="La
         props["input_errors"] = errors  # None (not sent) when the input is fine
         super().__init__(LayerBuildProvider(), resource_name, props, opts)
 
-
-def program_time_fingerprint(args: Mapping[str, Any], freshness: Any = None
-                             ) -> tuple[str, dict[str, str], dict[str, Any], list[dict[str, str]]]:
-    """(content_hash, packages, build inputs, input errors): validate and hash, never build, on
-    this thread. freshness: a resolution_memo.Freshness (default: the one-hour memo)."""
-    from .program_time import program_time_fingerprint as fingerprint_now
-
-    return fingerprint_now(args, freshness)
-
-
-# ------------------------------------------------------------------ LayerAttachment
-
-# Applied in place: moving to other functions or another account attaches there first, then
-# detaches from the functions left behind (compared by ARN), so none is left without the layer;
-# a new position moves the layer there. (layer_unzipped_size follows layer_version_arn.)
-ATTACH_UPDATE_KEYS = ("layer_version_arn", "functions", "position", "keep_on_delete", "region",
-                      "profile", "assume_role_arn")
-
-
-@dataclass(frozen=True)
-class AttachProps:
-    """The attachment provider's view of its inputs."""
-
-    layer_version_arn: str
-    functions: tuple[str, ...]
-    position: int | None
-    keep_on_delete: bool
-    target: publish.AwsTarget
-    unzipped_size: int | None = None  # of the layer version, when known (a LambdaLayerBuild's)
-
-    @staticmethod
-    def of(props: Mapping[str, Any]) -> AttachProps:
-        position = props.get("position")
-        size = props.get("layer_unzipped_size")
-        return AttachProps(
-            layer_version_arn=props["layer_version_arn"],
-            functions=tuple(props.get("functions") or ()),
-            position=int(position) if position is not None else None,
-            keep_on_delete=bool(props.get("keep_on_delete")),
-            target=publish.AwsTarget(props.get("region") or None, props.get("profile") or None,
-                                     props.get("assume_role_arn") or None),
-            unzipped_size=int(size) if isinstance(size, (int, float)) else None)
-
-
-def check_attachment(news: Mapping[str, Any]) -> list[CheckFailure]:
-    """Input problems of a LayerAttachment, against the property. Values not known yet at preview
-    (a new layer's ARN, a new function's name) pass; they are checked again at apply."""
-    failures = []
-    functions = news.get("functions")
-    if _unknown(functions):
-        pass
-    elif not isinstance(functions, list) or not functions or \
-            not all(_unknown(f) or (isinstance(f, str) and f) for f in functions):
-        failures.append(CheckFailure("functions", "expected a non-empty list of function names "
-                                     "or ARNs"))
-    elif len({f for f in functions if not _unknown(f)}) != sum(not _unknown(f) for f in functions):
-        failures.append(CheckFailure("functions", "lists a function twice"))
-    arn = news.get("layer_version_arn")
-    if not _unknown(arn) and not (isinstance(arn, str) and re.fullmatch(
-            r"arn:[^:]+:lambda:[^:]+:\d{12}:layer:[^:]+:\d+", arn)):
-        failures.append(CheckFailure("layer", f"{arn!r} is not a layer version ARN "
-                                     "(arn:aws:lambda:<region>:<account>:layer:<name>:<version>); "
-                                     "pass a LambdaLayerBuild or its layer_version_arn"))
-    position = news.get("position")
-    if position is not None and (not isinstance(position, (int, float)) or not 0 <= position <= 4):
-        failures.append(CheckFailure("position", f"expected 0-4 (a function has at most 5 layers), "
-                                     f"got {position!r}"))
-    return failures
-
-
-def _unknown(value: Any) -> bool:
-    """A value the engine will only know at apply time (preview of a not yet created input)."""
-    from pulumi.output import Unknown
-    from pulumi.runtime.rpc import UNKNOWN
-
-    return isinstance(value, Unknown) or (isinstance(value, str) and value == UNKNOWN)
-
-
-def diff_attachment(olds: Mapping[str, Any], news: Mapping[str, Any]) -> DiffResult:
-    """Update (never replace) when an input or a function's actual layer (drift) differs."""
-    wanted = news.get("layer_version_arn")
-    attached = olds.get("attached") or {}
-    functions = news.get("functions")
-    drifted = _unknown(functions) or any(attached.get(fn) != wanted for fn in functions or [])
-    changed = any(_norm(olds.get(k)) != _norm(news.get(k)) for k in ATTACH_UPDATE_KEYS)
-    return DiffResult(changes=bool(changed or drifted), replaces=[], delete_before_replace=False)
-
-
-class LayerAttachmentProvider(ResourceProvider):
-    """Points named functions at a layer version; reads back drift. Holds no state."""
-
-    serialize_as_secret_always = False
-
-    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        return CheckResult(news, check_attachment(news))
-
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        return diff_attachment(olds, news)
-
-    def create(self, props: dict[str, Any]) -> CreateResult:
-        from . import attach
-
-        p = AttachProps.of(props)
-        changes = attach.attach(p.target, p.layer_version_arn, p.functions, p.position,
-                                unzipped_size=p.unzipped_size)
-        for change in changes:
-            _log(f"attach: {change.function}: {len(change.old_layers)} -> "
-                 f"{len(change.new_layers)} layers, now {p.layer_version_arn}")
-        base = attach.layer_base_arn(p.layer_version_arn)
-        return CreateResult(f"{base}|{','.join(p.functions)}", {**props, "attached": {
-            fn: p.layer_version_arn for fn in p.functions}, "layer_arn": base})
-
-    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        from . import attach
-
-        p, old = AttachProps.of(news), AttachProps.of(olds)
-        # A new layer (renamed, another region) takes the old one's place in each function; a
-        # new position moves it there.
-        changes = attach.attach(p.target, p.layer_version_arn, p.functions, p.position,
-                                replacing=old.layer_version_arn, move=p.position != old.position,
-                                unzipped_size=p.unzipped_size)
-        if (set(old.functions) != set(p.functions) or old.target != p.target) \
-                and not p.keep_on_delete:
-            try:
-                _detach_left_behind(old, p)
-            except LayerError as exc:
-                # The update fails, so the state keeps the old inputs: undo the attach too, so
-                # the functions match it again.
-                undone = attach.rollback(p.target, changes)
-                failed = list(exc.outcomes) if isinstance(exc, attach.AttachError) else \
-                    [attach.FunctionOutcome("the functions no longer listed", str(exc))]
-                raise attach.AttachError("update (attach, then detach from the functions no "
-                                         "longer listed)", p.layer_version_arn,
-                                         [*undone, *failed]) from exc
-        return UpdateResult({**news, "attached": {fn: p.layer_version_arn for fn in p.functions},
-                             "layer_arn": attach.layer_base_arn(p.layer_version_arn)})
-
-    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        from . import attach
-
-        p = AttachProps.of(props)
-        actual = attach.attached_versions(p.target, p.functions, p.layer_version_arn)
-        for fn, arn in actual.items():
-            if arn != p.layer_version_arn:
-                _log(f"drift: {fn} uses {arn or 'no version of the layer'}, not "
-                     f"{p.layer_version_arn}")
-        return ReadResult(id_, {**props, "attached": actual})
-
-    def delete(self, _id: str, props: dict[str, Any]) -> None:
-        from . import attach
-
-        p = AttachProps.of(props)
-        if p.keep_on_delete:
-            _log("keep_on_delete: functions keep the layer")
-            return
-        existing = list(attach.attached_versions(p.target, p.functions, p.layer_version_arn))
-        if existing:
-            attach.detach(p.target, p.layer_version_arn, existing)
-
-
-def _detach_left_behind(old: AttachProps, new: AttachProps) -> None:
-    """Remove the old layer from the functions `old` listed and `new` does not. By ARN: "billing"
-    and its ARN, or one account through two profiles, are the same function, which must keep the
-    layer just attached."""
-    from . import attach
-
-    kept = set(attach.function_arns(new.target, new.functions).values())
-    left = [fn for fn, arn in attach.function_arns(old.target, old.functions).items()
-            if arn not in kept]
-    if left:
-        attach.detach(old.target, old.layer_version_arn, left)
-        _log(f"detach: {', '.join(left)} no longer listed; layer removed")
-
-
-class LayerAttachment(pulumi.dynamic.Resource, module="lambda-layers", name="LayerAttachment"):
-    """Keeps functions this stack does not own on a layer's current version.
-
-    For each function, any version of the same layer is replaced by the new version ARN (or the
-    layer is added at `position`), other layers keep their order. Because it reads the layer's
-    version ARN, Pulumi moves the functions before a replaced layer version is deleted.
-    """
-
-    attached: pulumi.Output[dict[str, Any]]
-    layer_arn: pulumi.Output[str]
-
-    def __init__(self, resource_name: str, *, layer: Any, functions: Sequence[str],
-                 position: int | None = None, keep_on_delete: bool = False,
-                 region: str | None = None, profile: str | None = None,
-                 assume_role_arn: str | None = None,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
-        """layer: a LambdaLayerBuild or a layer version ARN (string or Output); a LambdaLayerBuild
-        also gives its unzipped size to the 250 MB check (of an ARN only the zipped size is known).
-        functions: names or ARNs. position: where to add the layer (changing it moves the layer).
-        keep_on_delete: leave the layer on the functions when this resource is deleted or a
-        function is dropped from the list (default: remove it). region/profile/assume_role_arn:
-        where the functions are (another account through a role)."""
-        # Not getattr(): on an Output (a StackReference value) it would lift the attribute lookup
-        # onto the string inside and fail only at apply time.
-        version_arn = layer.layer_version_arn if isinstance(layer, pulumi.Resource) else layer
-        unzipped = layer.unzipped_size if isinstance(layer, LambdaLayerBuild) else None
-        props = {"layer_version_arn": version_arn, "layer_unzipped_size": unzipped,
-                 "functions": list(functions), "position": position,
-                 "keep_on_delete": keep_on_delete, "region": region, "profile": profile,
-                 "assume_role_arn": assume_role_arn,
-                 "attached": None, "layer_arn": None}
-        super().__init__(LayerAttachmentProvider(), resource_name, props, opts)

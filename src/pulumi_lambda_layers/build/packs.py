@@ -14,11 +14,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from .archive import ZipResult, compressed
-from .cache import cache_dir
-from .errors import BuildError
-from .rawzip import Entry, read_at, write_zip
-from .validate import Finding
+from pulumi_lambda_layers.build.archive import ZipResult, compressed
+from pulumi_lambda_layers.build.cache import cache_dir
+from pulumi_lambda_layers.errors import BuildError
+from pulumi_lambda_layers.build.rawzip import Entry, read_at, write_zip
+from pulumi_lambda_layers.validate.checks import Finding
 
 # Bump when what a pack holds for a key changes: its entries, their compression, or the checks
 # recorded with them (validate's binary checks).

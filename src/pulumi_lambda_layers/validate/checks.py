@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     from elftools.elf.elffile import ELFFile
     from packaging.tags import Tag
 
-from .errors import ValidationError
-from .runtimes import ELF_MACHINE, UNAME_MACHINE, Architecture, Runtime
+from pulumi_lambda_layers.errors import ValidationError
+from pulumi_lambda_layers.runtimes import ELF_MACHINE, UNAME_MACHINE, Architecture, Runtime
 
 Severity = Literal["error", "warning"]
 

@@ -9,8 +9,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, NoReturn
 
-from .errors import LayerError, SpecError
-from .publish import AwsTarget, PublishError, _aws, _call, _client, _NotFound, session
+from pulumi_lambda_layers.errors import LayerError, SpecError
+from pulumi_lambda_layers.aws.layers import AwsTarget, PublishError, _aws, _call, _client, _NotFound, session
 
 log = logging.getLogger(__name__)
 

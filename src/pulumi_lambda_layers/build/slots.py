@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from .errors import SpecError
+from pulumi_lambda_layers.errors import SpecError
 
 # What one build may hold at its peak: an install tree being read, up to 64 MB of files being
 # compressed (archive._IN_FLIGHT), and a big shared object twice (read + compressed).

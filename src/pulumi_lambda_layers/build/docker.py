@@ -9,11 +9,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..errors import BuildError
-from ..fingerprint import Fingerprint
-from ..runtimes import DOCKER_PLATFORM, UNAME_MACHINE
-from ..spec import LayerSpec
-from . import Log
+from pulumi_lambda_layers.errors import BuildError
+from pulumi_lambda_layers.sources.fingerprint import Fingerprint
+from pulumi_lambda_layers.runtimes import DOCKER_PLATFORM, UNAME_MACHINE
+from pulumi_lambda_layers.spec import LayerSpec
+from pulumi_lambda_layers.build.select import Log
 
 _IN, _OUT, _CA, _CACHE = "/pll/in", "/pll/out", "/pll/ca/extra.pem", "/pll/cache"
 CACHE_VOLUME_PREFIX = "pulumi-lambda-layers-cache-"

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import SpecError
+from pulumi_lambda_layers.errors import SpecError
 
 # One hour: a preview loop (edit, preview, edit, preview) pays one resolution per layer per hour,
 # while a release published upstream reaches the diff the same working day. Pinned sources
@@ -194,7 +194,7 @@ def _uv_config(start: Path, env: Mapping[str, str]) -> list[str]:
 
 def entry_path(key: str) -> Path:
     """Where the memo entry of a key lives (it may not exist)."""
-    from .cache import cache_dir
+    from pulumi_lambda_layers.build.cache import cache_dir
 
     return cache_dir() / "resolutions" / f"{key}.json"
 

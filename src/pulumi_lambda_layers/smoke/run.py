@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .builders.docker import _lines, docker_client, ensure_image
-from .errors import BuildError, SmokeError, SpecError, ValidationError
-from .runtimes import DOCKER_PLATFORM, UNAME_MACHINE, Architecture, Runtime, check_architecture, \
+from pulumi_lambda_layers.build.docker import _lines, docker_client, ensure_image
+from pulumi_lambda_layers.errors import BuildError, SmokeError, SpecError, ValidationError
+from pulumi_lambda_layers.runtimes import DOCKER_PLATFORM, UNAME_MACHINE, Architecture, Runtime, check_architecture, \
     get_runtime
-from .validate import check_paths, check_symlinks, inspect_zip
+from pulumi_lambda_layers.validate.checks import check_paths, check_symlinks, inspect_zip
 
 __all__ = ["SmokeError", "SmokeResult", "lambda_environment", "layer_imports", "smoke_test"]
 

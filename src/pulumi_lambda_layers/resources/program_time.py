@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .errors import ResolveError, SpecError
-from .slots import count_from_env
-from .resolution_memo import (CONFIG_MAX_AGE, CONFIG_REFRESH, MAX_AGE_ARGUMENT, Freshness,
+from pulumi_lambda_layers.errors import ResolveError, SpecError
+from pulumi_lambda_layers.build.slots import count_from_env
+from pulumi_lambda_layers.sources.resolution_memo import (CONFIG_MAX_AGE, CONFIG_REFRESH, MAX_AGE_ARGUMENT, Freshness,
                               parse_max_age, parse_switch)
 
 if TYPE_CHECKING:
@@ -73,8 +73,8 @@ def program_config() -> dict[str, Any]:
 def program_time_fingerprint(args: Mapping[str, Any], freshness: Freshness | None = None
                              ) -> ProgramFingerprint:
     """Validate and hash, never build; bad input comes back as errors against its argument."""
-    from .fingerprint import fingerprint
-    from .spec import spec_from_dict
+    from pulumi_lambda_layers.sources.fingerprint import fingerprint
+    from pulumi_lambda_layers.spec import spec_from_dict
 
     try:
         spec = spec_from_dict(args)

@@ -13,18 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import cache
-from .archive import ZipResult, file_sha256, make_zip
-from .errors import ValidationError
-from .fingerprint import Fingerprint, fingerprint
-from .slots import build_slot
-from .spec import LayerSpec
-from .validate import Finding, Report, inspect_zip
+from pulumi_lambda_layers.build import cache
+from pulumi_lambda_layers.build.archive import ZipResult, file_sha256, make_zip
+from pulumi_lambda_layers.errors import ValidationError
+from pulumi_lambda_layers.sources.fingerprint import Fingerprint, fingerprint
+from pulumi_lambda_layers.build.slots import build_slot
+from pulumi_lambda_layers.spec import LayerSpec
+from pulumi_lambda_layers.validate.checks import Finding, Report, inspect_zip
 
 if TYPE_CHECKING:
-    from .builders import Outcome
-    from .incremental import PackStats
-    from .publish import AwsTarget
+    from pulumi_lambda_layers.build.select import Outcome
+    from pulumi_lambda_layers.build.incremental import PackStats
+    from pulumi_lambda_layers.aws.layers import AwsTarget
 
 
 @dataclass(frozen=True)
@@ -116,8 +116,8 @@ def _package(spec: LayerSpec, fp: Fingerprint, work: Path,
     whole. Returns the zip, who built it, the entries already binary-checked and,
     package by package, what was reused."""
     # Imported here, not at the top: a cache hit never builds and starts faster without them.
-    from . import incremental
-    from .builders import NoCompatibleWheel, Outcome, run_builder
+    from pulumi_lambda_layers.build import incremental
+    from pulumi_lambda_layers.build.select import NoCompatibleWheel, Outcome, run_builder
 
     staged = work / "layer.zip"
     if spec.source.kind == "source_dir":
@@ -169,7 +169,7 @@ def _from_cache(spec: LayerSpec, fp: Fingerprint, hit: Path, output: Path,
 
 
 def _default_target() -> AwsTarget:
-    from .publish import AwsTarget
+    from pulumi_lambda_layers.aws.layers import AwsTarget
 
     return AwsTarget()
 

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 if TYPE_CHECKING:
     import boto3
 
-from .archive import file_sha256
-from .errors import LayerError, SpecError
+from pulumi_lambda_layers.build.archive import file_sha256
+from pulumi_lambda_layers.errors import LayerError, SpecError
 
 log = logging.getLogger(__name__)
 

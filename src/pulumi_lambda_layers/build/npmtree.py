@@ -157,7 +157,7 @@ def _engines_ok(meta: dict[str, Any]) -> bool:
 
 @functools.cache
 def _tool_version(tool: str) -> str:
-    from .tools import npm_command
+    from pulumi_lambda_layers.tools import npm_command
 
     npm = Path(npm_command()[0]).resolve()
     if tool == "npm":

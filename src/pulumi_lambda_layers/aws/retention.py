@@ -6,9 +6,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from . import publish
-from .attach import FunctionUse, layer_users
-from .publish import AwsTarget, LayerVersion, PublishError
+from pulumi_lambda_layers.aws import layers
+from pulumi_lambda_layers.aws.functions import FunctionUse, layer_users
+from pulumi_lambda_layers.aws.layers import AwsTarget, LayerVersion, PublishError
 
 Log = Callable[[str], None]
 
@@ -119,7 +119,7 @@ def delete_unless_used(target: AwsTarget, layer_name: str, layer_arn: str,
                 "a newer version and run `lambda-layers prune`, or set force_delete=True")
             verdicts.append(Verdict(v, "keep", "in use", users))
             continue
-        publish.delete_version(target, layer_name, v)
+        layers.delete_version(target, layer_name, v)
         log(f"deleted {layer_name}:{v}")
         verdicts.append(Verdict(v, "delete", "no function uses it" if not force else "forced"))
     return verdicts
@@ -129,7 +129,7 @@ def prune(target: AwsTarget, layer: str, keep: int, *, consumers: Sequence[AwsTa
           dry_run: bool = False, include_owned: bool = False) -> list[Verdict]:
     """Plan (and unless dry_run, carry out) the pruning of a layer (name or ARN) down to its newest
     `keep` versions plus the ones in use."""
-    versions = publish.list_versions(target, layer)
+    versions = layers.list_versions(target, layer)
     if not versions:
         return []
     uses = scan_users(target, versions[0].layer_arn, consumers)
@@ -137,7 +137,7 @@ def prune(target: AwsTarget, layer: str, keep: int, *, consumers: Sequence[AwsTa
     if not dry_run:
         for verdict in plan:
             if verdict.action == "delete":
-                publish.delete_version(target, layer, verdict.version)
+                layers.delete_version(target, layer, verdict.version)
     return plan
 
 

@@ -11,10 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .archive import file_sha256
+from pulumi_lambda_layers.build.archive import file_sha256
 
 if TYPE_CHECKING:
-    from .publish import AwsTarget
+    from pulumi_lambda_layers.aws.layers import AwsTarget
 
 
 def cache_dir() -> Path:
@@ -82,14 +82,14 @@ def fetch(target: AwsTarget, bucket: str, prefix: str, content_hash: str,
           log: Callable[[str], None]) -> Path | None:
     """Copy the shared cache's zip for content_hash into this machine's cache, if it is there and
     its bytes match its recorded sha256; None otherwise (a mismatching object is never used)."""
-    from . import publish
+    from pulumi_lambda_layers.aws import layers
 
     folder = zip_path(content_hash).parent
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".pll-fetch-", dir=folder) as tmp:
         about_file, zip_file = Path(tmp) / "about.json", Path(tmp) / "layer.zip"
         where = f"s3://{bucket}/{remote_key(prefix, content_hash, '.zip')}"
-        if not publish.download_object(target, bucket, remote_key(prefix, content_hash, ".json"),
+        if not layers.download_object(target, bucket, remote_key(prefix, content_hash, ".json"),
                                        about_file):
             return None
         try:
@@ -98,7 +98,7 @@ def fetch(target: AwsTarget, bucket: str, prefix: str, content_hash: str,
         except (ValueError, KeyError, TypeError):
             log(f"cache: {where} has unreadable facts; ignoring it and building")
             return None
-        if not publish.download_object(target, bucket, remote_key(prefix, content_hash, ".zip"),
+        if not layers.download_object(target, bucket, remote_key(prefix, content_hash, ".zip"),
                                        zip_file):
             return None
         actual = file_sha256(zip_file).hex()
@@ -111,11 +111,11 @@ def fetch(target: AwsTarget, bucket: str, prefix: str, content_hash: str,
 
 def push(target: AwsTarget, bucket: str, prefix: str, content_hash: str) -> None:
     """Upload this machine's cached zip for content_hash (and then its facts) to the shared cache."""
-    from . import publish
+    from pulumi_lambda_layers.aws import layers
 
     path = zip_path(content_hash)
-    publish.upload_object(target, bucket, remote_key(prefix, content_hash, ".zip"), path)
-    publish.upload_object(target, bucket, remote_key(prefix, content_hash, ".json"),
+    layers.upload_object(target, bucket, remote_key(prefix, content_hash, ".zip"), path)
+    layers.upload_object(target, bucket, remote_key(prefix, content_hash, ".json"),
                           path.with_suffix(".json"))
 
 

@@ -17,14 +17,14 @@ from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from .errors import ResolveError, SpecError
-from .archive import is_excluded
-from .rawzip import DEFLATE
-from .runtimes import NPM_CPU, UNAME_MACHINE, Runtime
-from .spec import LayerSpec
-from .tools import npm_command, uv_command
-from . import resolution_memo
-from .resolution_memo import Freshness
+from pulumi_lambda_layers.errors import ResolveError, SpecError
+from pulumi_lambda_layers.build.archive import is_excluded
+from pulumi_lambda_layers.build.rawzip import DEFLATE
+from pulumi_lambda_layers.runtimes import NPM_CPU, UNAME_MACHINE, Runtime
+from pulumi_lambda_layers.spec import LayerSpec
+from pulumi_lambda_layers.tools import npm_command, uv_command
+from pulumi_lambda_layers.sources import resolution_memo
+from pulumi_lambda_layers.sources.resolution_memo import Freshness
 
 # Bump when the build or packaging changes what bytes a given spec produces.
 FORMAT_VERSION = 2  # 2: console scripts (site-packages/bin) no longer packed
@@ -266,7 +266,7 @@ def _export_uv_lock(lock: Path) -> str:
                             "run `uv lock` and commit the updated uv.lock")
         raise ResolveError(f"lock: uv could not read {lock}:\n{_indent(proc.stderr)}")
     if memo is not None:
-        from .cache import write_atomic
+        from pulumi_lambda_layers.build.cache import write_atomic
 
         write_atomic(memo, proc.stdout.encode())
     return proc.stdout
@@ -279,7 +279,7 @@ def _uv_export_memo(lock: Path, cmd: list[str]) -> Path | None:
     no-change preview should not pay: the same files and the same uv give the same text. Not for
     workspaces, whose member projects also decide whether the lock is current.
     """
-    from .cache import cache_dir
+    from pulumi_lambda_layers.build.cache import cache_dir
 
     text = lock.read_bytes()
     if b"\n[manifest]" in text:

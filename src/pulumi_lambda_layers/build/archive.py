@@ -14,8 +14,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import BuildError
-from .rawzip import Entry, compress, stored, write_zip
+from pulumi_lambda_layers.errors import BuildError
+from pulumi_lambda_layers.build.rawzip import Entry, compress, stored, write_zip
 
 
 # Never packed: bytecode is rebuilt by the runtime and differs per machine; these dist-info files

@@ -14,14 +14,15 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from . import npmtree, packs
-from .archive import ZipResult, collect
-from .builders.local import LocalBuilder, _proxy_env, check_install_scripts
-from .fingerprint import Fingerprint
-from .rawzip import DEFLATE
-from .runtimes import NPM_CPU
-from .spec import LayerSpec
-from .validate import Finding, check_binary
+from pulumi_lambda_layers.build import npmtree
+from pulumi_lambda_layers.build import packs
+from pulumi_lambda_layers.build.archive import ZipResult, collect
+from pulumi_lambda_layers.build.local import LocalBuilder, _proxy_env, check_install_scripts
+from pulumi_lambda_layers.sources.fingerprint import Fingerprint
+from pulumi_lambda_layers.build.rawzip import DEFLATE
+from pulumi_lambda_layers.runtimes import NPM_CPU
+from pulumi_lambda_layers.spec import LayerSpec
+from pulumi_lambda_layers.validate.checks import Finding, check_binary
 
 COMPRESS_LEVEL = 6  # the level make_zip uses, so both paths give the same bytes
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from ..fingerprint import Fingerprint
-from ..spec import LayerSpec
+from pulumi_lambda_layers.sources.fingerprint import Fingerprint
+from pulumi_lambda_layers.spec import LayerSpec
 
 Log = Callable[[str], None]
 
@@ -35,8 +35,8 @@ class NoCompatibleWheel(Exception):
 
 def run_builder(spec: LayerSpec, fp: Fingerprint, root: Path, log: Log) -> Outcome:
     """Run the spec's builder; for 'auto', local when every package has a wheel, docker otherwise."""
-    from .docker import DockerBuilder
-    from .local import LocalBuilder
+    from pulumi_lambda_layers.docker import DockerBuilder
+    from pulumi_lambda_layers.local import LocalBuilder
 
     if spec.builder == "docker":
         DockerBuilder().build(spec, fp, root, log)
@@ -45,7 +45,7 @@ def run_builder(spec: LayerSpec, fp: Fingerprint, root: Path, log: Log) -> Outco
         try:
             LocalBuilder().build(spec, fp, root, log)
         except NoCompatibleWheel as exc:
-            from ..errors import BuildError
+            from pulumi_lambda_layers.errors import BuildError
 
             raise BuildError("local build", str(exc),
                              fix="use builder='docker' (or 'auto') to compile it in a "

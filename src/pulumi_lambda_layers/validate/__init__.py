@@ -1,0 +1,1 @@
+"""Validate a layer zip: layout, zip safety, ELF and wheel tags, sizes."""

@@ -4,7 +4,7 @@ VENV := .venv
 export PLL_DEV_CACHE ?= $(HOME)/.cache/pulumi-lambda-layers-dev
 export PYTHON := $(CURDIR)/$(VENV)/bin/python
 
-.PHONY: setup venv docker images pulumi test unit demo bench bench-stack clean
+.PHONY: setup venv docker images pulumi lint test unit demo bench bench-stack clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -23,7 +23,12 @@ pulumi: venv
 
 setup: venv images pulumi
 
-test: setup
+# ruff and mypy --strict on the library (config in pyproject.toml); part of `make test`.
+lint: venv
+	$(VENV)/bin/ruff check src
+	$(VENV)/bin/mypy
+
+test: setup lint
 	$(VENV)/bin/pytest
 
 unit: venv

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from pulumi_lambda_layers.errors import (BuildError, LayerError, ResolveError, SmokeError,
-                                         SpecError, ValidationError)
+from pulumi_lambda_layers.errors import (
+    BuildError,
+    LayerError,
+    ResolveError,
+    SmokeError,
+    SpecError,
+    ValidationError,
+)
 from pulumi_lambda_layers.runtimes import RUNTIMES, Runtime
 from pulumi_lambda_layers.spec import LayerSpec, make_spec, spec_from_dict
 

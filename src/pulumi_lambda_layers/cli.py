@@ -8,9 +8,27 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pulumi_lambda_layers.errors import LayerError, SmokeError, SpecError, ValidationError
-from pulumi_lambda_layers.runtimes import ARCHITECTURES, RUNTIMES, check_architecture, get_runtime
-from pulumi_lambda_layers.spec import BUILDERS, LOCK_NAMES, SLIM_SWITCHES, LayerSpec, spec_from_dict
+from pulumi_lambda_layers.errors import (
+    LayerError,
+    SmokeError,
+    SpecError,
+    ValidationError,
+)
+from pulumi_lambda_layers.log import quiet as _quiet
+from pulumi_lambda_layers.log import to
+from pulumi_lambda_layers.runtimes import (
+    ARCHITECTURES,
+    RUNTIMES,
+    check_architecture,
+    get_runtime,
+)
+from pulumi_lambda_layers.spec import (
+    BUILDERS,
+    LOCK_NAMES,
+    SLIM_SWITCHES,
+    LayerSpec,
+    spec_from_dict,
+)
 
 FROZEN_HELP = ("never resolve: fail unless a lock gives every version (package.json needs "
                "package-lock.json beside it; requirements need --locked)")
@@ -27,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (0 ok, 1 build or validation failed, 2 bad input)."""
     args = _parser().parse_args(argv)
     try:
-        return int(args.func(args))
+        with to(_progress):
+            return int(args.func(args))
     except ValidationError as exc:
         _emit_error(args, "validation", str(exc), getattr(exc.report, "to_dict", dict)())
         return 1
@@ -51,18 +70,11 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("source", help="requirements.txt, uv.lock, poetry.lock, package.json, "
                                   "or a folder to ship as it is")
     b.add_argument("-o", "--output", required=True, type=Path, help="where to write the zip")
-    b.add_argument("--locked", action="store_true",
-                   help="treat a requirements file as a lock (every line pinned with ==)")
-    b.add_argument("--frozen", action="store_true", help=FROZEN_HELP)
-    b.add_argument("--builder", choices=BUILDERS, default="auto")
-    b.add_argument("--image", help="build image (default: the AWS SAM build image)")
+    _content_args(b)
     b.add_argument("--network", dest="network_mode", help="docker network mode, e.g. host")
     b.add_argument("--ca-bundle", help="extra CA certificates (PEM) for registries behind a proxy")
     b.add_argument("--proxy", action="append", default=[], metavar="KEY=VALUE",
                    help="HTTP_PROXY/HTTPS_PROXY/NO_PROXY for the build (repeatable)")
-    b.add_argument("--exclude", action="append", default=[], metavar="GLOB",
-                   help="leave out files matching this layer-relative glob (repeatable)")
-    b.add_argument("--slim", action="append", default=[], choices=SLIM_SWITCHES)
     b.add_argument("--no-cache", action="store_true",
                    help="build even when this content hash was built before")
     b.add_argument("--cache-bucket", metavar="BUCKET",
@@ -76,10 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     h = sub.add_parser("hash", help="print the content hash and package manifest; builds nothing")
     _target_args(h)
     h.add_argument("source")
-    h.add_argument("--locked", action="store_true")
-    h.add_argument("--frozen", action="store_true", help=FROZEN_HELP)
-    h.add_argument("--builder", choices=BUILDERS, default="auto")
-    h.add_argument("--image")
+    _content_args(h)
     h.add_argument("--refresh", action="store_true",
                    help="resolve unpinned requirements now, not from the resolution memo "
                         "(the new result replaces the memo entry)")
@@ -94,9 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     _target_args(c)
     c.add_argument("old", help="the source the layer is built from now (e.g. main's lock)")
     c.add_argument("new", help="the source it would be built from")
-    c.add_argument("--locked", action="store_true")
-    c.add_argument("--builder", choices=BUILDERS, default="auto")
-    c.add_argument("--image")
+    _content_args(c)
     c.set_defaults(func=_diff)
 
     i = sub.add_parser("inspect", help="validate a layer zip for a runtime and architecture")
@@ -148,6 +155,19 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     r.set_defaults(func=_prune)
     return p
+
+
+def _content_args(p: argparse.ArgumentParser) -> None:
+    """Every option that decides the content hash: build, hash and diff take the same ones, so
+    `hash` reproduces the hash of any `build`."""
+    p.add_argument("--locked", action="store_true",
+                   help="treat a requirements file as a lock (every line pinned with ==)")
+    p.add_argument("--frozen", action="store_true", help=FROZEN_HELP)
+    p.add_argument("--builder", choices=BUILDERS, default="auto")
+    p.add_argument("--image", help="build image (default: the AWS SAM build image)")
+    p.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                   help="leave out files matching this layer-relative glob (repeatable)")
+    p.add_argument("--slim", action="append", default=[], choices=SLIM_SWITCHES)
 
 
 def _target_args(p: argparse.ArgumentParser) -> None:
@@ -204,7 +224,7 @@ def _build(args: argparse.Namespace) -> int:
     quiet = args.quiet or args.json
     if args.cache_bucket and args.no_cache:
         raise SpecError("--cache-bucket", "cannot be combined with --no-cache", "give one of them")
-    result = build_layer(spec, args.output, log=(lambda _m: None) if quiet else _progress,
+    result = build_layer(spec, args.output, log=_quiet if quiet else _progress,
                          use_cache=not args.no_cache, cache_bucket=args.cache_bucket,
                          cache_prefix=args.cache_prefix)
     if args.json:
@@ -268,7 +288,7 @@ def _diff(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from pulumi_lambda_layers.validate.checks import inspect_zip
+    from pulumi_lambda_layers.validate import inspect_zip
 
     runtime = get_runtime(args.runtime, "--runtime")
     arch = check_architecture(args.arch, "--arch")
@@ -295,7 +315,7 @@ def _test(args: argparse.Namespace) -> int:
                             "give a file holding the event as JSON") from None
     result = smoke_test(args.zip, runtime, arch, imports=args.imports, handler=args.handler,
                         event=event, function_dir=args.function_dir, image=args.image,
-                        log=(lambda _m: None) if args.json else _progress)
+                        log=_quiet if args.json else _progress)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return 0
@@ -309,8 +329,9 @@ def _test(args: argparse.Namespace) -> int:
 
 
 def _drift(args: argparse.Namespace) -> int:
-    from pulumi_lambda_layers.aws.functions import drift, lambda_regions, layer_base_arn
+    from pulumi_lambda_layers.aws.functions import layer_base_arn
     from pulumi_lambda_layers.aws.layers import AwsTarget
+    from pulumi_lambda_layers.aws.usage import drift, lambda_regions
 
     try:
         layer = layer_base_arn(args.layer)
@@ -340,9 +361,9 @@ def _drift(args: argparse.Namespace) -> int:
 
 
 def _prune(args: argparse.Namespace) -> int:
-    from pulumi_lambda_layers.naming import LAYER_NAME, ROLE_ARN
     from pulumi_lambda_layers.aws.layers import AwsTarget
     from pulumi_lambda_layers.aws.retention import prune
+    from pulumi_lambda_layers.limits import LAYER_NAME, ROLE_ARN
 
     if args.keep < 0:
         raise SpecError("--keep", f"{args.keep} is not a number of versions",

@@ -44,7 +44,7 @@ def uses_es_modules(src: Path) -> bool:
     manifest = src / "package.json"
     if manifest.is_file():
         try:
-            return json.loads(manifest.read_text()).get("type") == "module"
+            return bool(json.loads(manifest.read_text()).get("type") == "module")
         except ValueError:
             return False
     return False

@@ -5,10 +5,9 @@ from __future__ import annotations
 import hashlib
 import re
 
-LAYER_NAME = re.compile(r"[A-Za-z0-9_-]{1,140}")  # what Lambda accepts as a layer name
-LAYER_NAME_LIMIT = 140
+from pulumi_lambda_layers.limits import LAYER_NAME_LIMIT
+
 OWNER_LIMIT = 80  # characters of the owner label in the description marker (256 in all)
-ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}")
 _DIGEST = 8  # hex digits: 4 billion to one against two different resources meeting by chance
 _NOT_NAME = re.compile(r"[^A-Za-z0-9_-]+")
 _NOT_OWNER = re.compile(r"[^A-Za-z0-9._-]+")

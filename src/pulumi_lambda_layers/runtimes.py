@@ -126,7 +126,7 @@ def get_runtime(runtime_id: str, argument: str = "runtime") -> Runtime:
 def check_architecture(arch: str, argument: str = "architecture") -> Architecture:
     """Return arch if it is a Lambda architecture; otherwise a SpecError with a hint."""
     if arch in ARCHITECTURES:
-        return arch  # type: ignore[return-value]
+        return arch
     aliases = {"amd64": "x86_64", "x64": "x86_64", "x86-64": "x86_64", "aarch64": "arm64"}
     if arch in aliases:
         raise SpecError(argument, f"unknown architecture {arch!r}",

@@ -9,7 +9,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pulumi_lambda_layers.errors import SpecError
-from pulumi_lambda_layers.runtimes import Architecture, Runtime, check_architecture, did_you_mean, get_runtime
+from pulumi_lambda_layers.runtimes import (
+    Architecture,
+    Runtime,
+    check_architecture,
+    did_you_mean,
+    get_runtime,
+)
 
 SourceKind = Literal["requirements", "lock", "package_json", "source_dir"]
 BuilderName = Literal["auto", "docker", "local"]
@@ -101,7 +107,7 @@ def _source(given: Mapping[str, Any], runtime: Runtime, base: Path) -> Source:
     if len(named) > 1:
         raise SpecError(named[1], f"two dependency sources given ({' and '.join(named)})",
                         "give exactly one of requirements=, lock=, package_json=, source_dir=")
-    kind: SourceKind = named[0]  # type: ignore[assignment]
+    kind: SourceKind = named[0]
     path = (base / os.fspath(given[kind])).resolve()
     if kind == "source_dir":
         if not path.is_dir():
@@ -172,7 +178,7 @@ def _proxy(value: Any) -> dict[str, str]:
 def _ca_bundle(value: Any, base: Path) -> Path | None:
     if value is None:
         return None
-    path = (base / os.fspath(value)).resolve()
+    path: Path = (base / os.fspath(value)).resolve()
     if not path.is_file():
         raise SpecError("ca_bundle", f"{path} does not exist", "give a PEM file of CA certificates")
     if b"BEGIN CERTIFICATE" not in path.read_bytes()[:1 << 20]:

@@ -79,3 +79,30 @@ def test_failing_smoke_test_stops_up_and_publishes_nothing(pulumi_project: Pulum
     write(site / "report.py", "import json\n").chmod(0o644)
     cli.up()
     assert cli.outputs()["version"] == 1
+
+
+BROKEN = '''
+import pulumi
+from pulumi_lambda_layers import LambdaLayerBuild
+
+layer = LambdaLayerBuild("broken", runtime="python3.11", lock="requirements.lock",
+                         builder="local", layer_name="e2e-broken")
+pulumi.export("version", layer.version)
+'''
+
+
+def test_failing_build_shows_the_message_without_a_traceback(pulumi_project: PulumiProject,
+                                                             aws_env: str) -> None:
+    pulumi_project.write("broken-e2e", BROKEN)
+    write(pulumi_project.dir / "requirements.lock", "pll-no-such-package-0d1f==1.0.0\n")
+    cli = pulumi_project.cli
+    cli.stack_init("dev")
+    proc = cli.run("up", "--yes", "--skip-preview", check=False)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0, text
+    # The step that failed, the builder and the target, then what uv said.
+    assert "install (local, python3.11 x86_64): uv pip install: exited with" in text, text
+    assert "pll-no-such-package-0d1f" in text, text
+    # The dynamic provider host would print the Python traceback before it: not for a LayerError.
+    assert "Traceback" not in text and "pulumi_lambda_layers/" not in text, text
+    assert _versions(aws_env, "e2e-broken") == []

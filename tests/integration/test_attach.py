@@ -18,11 +18,12 @@ from pulumi.dynamic.dynamic import serialize_provider
 
 from pulumi_lambda_layers.aws import functions as attach_mod
 from pulumi_lambda_layers.aws.functions import (
-    AttachError, attach, attached_versions, detach, drift, layer_base_arn, swap_layers,
+    AttachError, attach, attached_versions, detach, layer_base_arn, swap_layers,
 )
 from pulumi_lambda_layers.cli import main
 from pulumi_lambda_layers.errors import SpecError
 from pulumi_lambda_layers.aws.layers import AwsTarget, PublishError
+from pulumi_lambda_layers.aws.usage import drift
 from pulumi_lambda_layers.resources import LayerAttachmentProvider, check_attachment
 from tests.conftest import client_in as _client_in
 from tests.conftest import role_arn as _role
@@ -226,42 +227,41 @@ class _LambdaAsAws:
         return cfg
 
 
-def test_waits_for_the_update_with_the_injected_sleep(lam: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_waits_for_the_update_with_the_injected_sleep(lam: Any) -> None:
     v1, v2 = _layer(lam)
     fn = _function(lam, [v1])
-    monkeypatch.setattr(attach_mod, "_lambda", lambda target: _LambdaAsAws(lam))
+    slow = _LambdaAsAws(lam)
     slept: list[float] = []
 
-    attach(TARGET, v2, [fn], sleep=slept.append)
+    attach(TARGET, v2, [fn], sleep=slept.append, clients=lambda target, service: slow)
 
     assert slept == [1.0, 2.0]
     assert _layers_of(lam, fn) == [v2]
 
 
-def test_failed_update_is_reported_and_undone(lam: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_update_is_reported_and_undone(lam: Any) -> None:
     v1, v2 = _layer(lam)
     fn = _function(lam, [v1])
-    monkeypatch.setattr(attach_mod, "_lambda", lambda target: _LambdaAsAws(lam, fail=1))
+    failing = _LambdaAsAws(lam, fail=1)
 
     with pytest.raises(AttachError) as caught:
-        attach(TARGET, v2, [fn], sleep=lambda s: None)
+        attach(TARGET, v2, [fn], sleep=lambda s: None, clients=lambda target, service: failing)
 
     assert "Failed: layer could not be extracted (InvalidLayer)" in caught.value.failed[fn]
     assert f"{fn}: FAILED" in str(caught.value) and "previous layers were restored" in str(caught.value)
     assert _layers_of(lam, fn) == [v1]
 
 
-def test_gives_up_waiting_for_a_function_busy_before_we_start(
-        lam: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gives_up_waiting_for_a_function_busy_before_we_start(lam: Any) -> None:
     v1, v2 = _layer(lam)
     fn = _function(lam, [v1])
     slow = _LambdaAsAws(lam)
     slow.pending = 1_000  # someone else's update that never finishes
-    monkeypatch.setattr(attach_mod, "_lambda", lambda target: slow)
     slept: list[float] = []
 
     with pytest.raises(AttachError) as caught:
-        attach(TARGET, v2, [fn], sleep=slept.append, timeout=5)
+        attach(TARGET, v2, [fn], sleep=slept.append, timeout=5,
+               clients=lambda target, service: slow)
     assert "still updating after 7 s" in caught.value.failed[fn]
     assert "nothing was changed" in str(caught.value)
     assert slept == [1.0, 2.0, 4.0]

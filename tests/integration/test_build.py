@@ -14,7 +14,7 @@ from pulumi_lambda_layers import BuildError, make_spec
 from pulumi_lambda_layers.build.pipeline import BuildResult, build_layer
 from pulumi_lambda_layers.cli import main as cli
 from pulumi_lambda_layers.runtimes import RUNTIMES
-from pulumi_lambda_layers.validate.checks import inspect_zip
+from pulumi_lambda_layers.validate import inspect_zip
 from tests.conftest import dead_url, docker_build_options, write
 from tests.testbed_images import require_image
 

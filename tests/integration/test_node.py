@@ -19,7 +19,7 @@ from pulumi_lambda_layers.cli import main as cli
 from pulumi_lambda_layers.function_zip import package_function
 from pulumi_lambda_layers.runtimes import RUNTIMES
 from pulumi_lambda_layers.smoke.run import smoke_test
-from pulumi_lambda_layers.validate.checks import inspect_zip
+from pulumi_lambda_layers.validate import inspect_zip
 from tests.conftest import docker_build_options, write
 from tests.testbed_images import require_docker, require_image
 

@@ -13,7 +13,7 @@ from pulumi_lambda_layers.build.pipeline import BuildResult, build_layer
 from pulumi_lambda_layers.build.local import LocalBuilder
 from pulumi_lambda_layers.sources.fingerprint import fingerprint
 from pulumi_lambda_layers.runtimes import RUNTIMES
-from pulumi_lambda_layers.validate.checks import inspect_zip
+from pulumi_lambda_layers.validate import inspect_zip
 from tests.conftest import write
 
 # charset-normalizer ships compiled extensions: their ELF checks are recorded in its pack.
@@ -89,7 +89,7 @@ def test_a_damaged_pack_is_never_used(tmp_path: Path, cache: Path) -> None:
 def test_findings_recorded_in_a_pack_are_reported_without_rereading(tmp_path: Path,
                                                                     cache: Path) -> None:
     from pulumi_lambda_layers.build import packs
-    from pulumi_lambda_layers.validate.checks import Finding
+    from pulumi_lambda_layers.validate import Finding
 
     prefix = "python/lib/python3.11/site-packages"
     a = write(tmp_path / f"{prefix}/a/__init__.py", "x = 1\n")

@@ -14,8 +14,9 @@ import boto3
 import pytest
 
 from pulumi_lambda_layers.errors import SpecError
+from pulumi_lambda_layers.limits import DIRECT_UPLOAD_LIMIT
 from pulumi_lambda_layers.aws.layers import (
-    DIRECT_UPLOAD_LIMIT, AwsTarget, PublishError, delete_version, describe_with_hash,
+    AwsTarget, PublishError, delete_version, describe_with_hash,
     find_version, get_permissions, get_version, hash_from_description, list_versions,
     publish_version, set_permissions, user_description,
 )

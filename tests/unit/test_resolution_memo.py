@@ -185,7 +185,7 @@ def test_bad_freshness_comes_back_as_an_input_error_without_resolving(tmp_path: 
     result = start(args, max_age="an hour", config={}).result(timeout=5)
     assert result.content_hash == "" and result.errors == [{
         "property": "resolution_max_age", "reason": "resolution_max_age: 'an hour' is not a "
-        f"duration ({memo.MAX_AGE_FIX})"}]
+        f"duration ({memo.MAX_AGE_FIX})"}]  # one line: the engine cuts a reason at a break
 
 
 @pytest.fixture

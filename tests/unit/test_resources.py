@@ -12,10 +12,10 @@ import pulumi
 import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 
-from pulumi_lambda_layers.aws import functions as attach
 from pulumi_lambda_layers.aws import layers as publish
-from pulumi_lambda_layers.aws import retention
-from pulumi_lambda_layers.naming import LAYER_NAME, default_layer_name, owner_label
+from pulumi_lambda_layers.aws import retention, usage
+from pulumi_lambda_layers.limits import LAYER_NAME
+from pulumi_lambda_layers.naming import default_layer_name, owner_label
 from pulumi_lambda_layers.resources import (LayerBuildProvider, check_props, diff_props,
                                             keep_auto_name)
 from tests.pulumi_mocks import use_mocks
@@ -137,9 +137,9 @@ def test_only_this_resources_versions_are_owned() -> None:
 
 def test_prune_plan_keeps_newest_used_and_stack_owned_versions() -> None:
     listed = _listed(5, foreign=(1, 2, 3, 4), others=(6,))
-    use = attach.FunctionUse("fn", "arn:aws:lambda:us-east-1:123456789012:function:fn",
-                             "us-east-1", "arn:aws:lambda:us-east-1:123456789012:layer:deps:2",
-                             "current")
+    use = usage.FunctionUse("fn", "arn:aws:lambda:us-east-1:123456789012:function:fn",
+                            "us-east-1", "arn:aws:lambda:us-east-1:123456789012:layer:deps:2",
+                            "current")
     plan = {v.version: (v.action, v.users) for v in retention.plan_prune(listed, 2, [use])}
     assert plan == {6: ("keep", ()), 5: ("keep", ()), 4: ("delete", ()), 3: ("delete", ()),
                     2: ("keep", (use.function_arn,)), 1: ("delete", ())}

@@ -12,7 +12,9 @@ import pytest
 
 from pulumi_lambda_layers.resources import check_props, diff_props
 from pulumi_lambda_layers.runtimes import RUNTIMES
-from pulumi_lambda_layers.smoke.run import _result, _Run, lambda_environment, layer_imports
+from pulumi_lambda_layers.smoke import lambda_environment, layer_imports
+from pulumi_lambda_layers.smoke.result import smoke_result
+from pulumi_lambda_layers.smoke.runner import SmokeRun
 from tests.pulumi_mocks import RecordingMocks, use_mocks
 
 PROPS: dict[str, Any] = {
@@ -127,8 +129,8 @@ def test_python_path_puts_function_then_layer_before_the_runtime() -> None:
     assert "PYTHONPATH" not in node
 
 
-def _run(records: list[dict[str, Any]], code: int = 0) -> _Run:
-    return _Run(code, records, [], 1.0, False)
+def _run(records: list[dict[str, Any]], code: int = 0) -> SmokeRun:
+    return SmokeRun(code, records, [], 1.0, False)
 
 
 def test_only_the_layers_own_copy_counts_as_imported() -> None:
@@ -144,8 +146,8 @@ def test_only_the_layers_own_copy_counts_as_imported() -> None:
         {"kind": "import", "name": "broken", "ok": False, "error": "ImportError: nope\n"},
         {"kind": "done"},
     ]
-    result = _result(_run(records), RUNTIMES["python3.11"], "x86_64", "img",
-                     {"numpy", "yaml", "enum", "broken"}, 300)
+    result = smoke_result(_run(records), RUNTIMES["python3.11"], "x86_64", "img",
+                          {"numpy", "yaml", "enum", "broken"}, 300)
     assert result.imported == ["numpy", "enum", "json"]
     assert set(result.failed) == {"yaml", "broken"}
     assert "not from the layer" in result.failed["yaml"]
@@ -157,8 +159,8 @@ def test_a_crash_is_pinned_on_the_import_that_was_running() -> None:
     records = [{"kind": "begin", "name": "numpy"},
                {"kind": "import", "name": "numpy", "ok": True, "origin": "/opt/python/numpy"},
                {"kind": "begin", "name": "torch"}]
-    result = _result(_run(records, code=139), RUNTIMES["python3.11"], "x86_64", "img",
-                     {"numpy", "torch"}, 300)
+    result = smoke_result(_run(records, code=139), RUNTIMES["python3.11"], "x86_64", "img",
+                          {"numpy", "torch"}, 300)
     assert result.imported == ["numpy"]
     assert result.failed == {"torch": "the process died here (exit code 139, SIGSEGV); see the "
                                       "output (last lines)"}

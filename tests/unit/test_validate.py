@@ -14,15 +14,9 @@ from pathlib import Path
 import pytest
 
 from pulumi_lambda_layers.errors import ValidationError
+from pulumi_lambda_layers.limits import DIRECT_UPLOAD_LIMIT, UNZIPPED_LIMIT
 from pulumi_lambda_layers.runtimes import RUNTIMES, Architecture
-from pulumi_lambda_layers.validate.checks import (
-    MAX_UNZIPPED_BYTES,
-    MAX_ZIPPED_BYTES,
-    Finding,
-    Report,
-    check_zip,
-    inspect_zip,
-)
+from pulumi_lambda_layers.validate import Finding, Report, check_zip, inspect_zip
 
 PY311 = RUNTIMES["python3.11"]
 PY312 = RUNTIMES["python3.12"]
@@ -383,7 +377,7 @@ def test_unzipped_size_limit_names_largest_packages(tmp_path: Path) -> None:
         # Zeros deflate ~1000:1, so the real 250 MiB limit is tested with a small zip.
         with zf.open(f"{SP311}/torch/lib/libtorch.so.data", "w", force_zip64=True) as member:
             chunk = bytes(1 << 20)
-            for _ in range(MAX_UNZIPPED_BYTES // len(chunk) - 5):
+            for _ in range(UNZIPPED_LIMIT // len(chunk) - 5):
                 member.write(chunk)
         sizes = {"scipy": 4, "pandas": 3, "numpy": 2, "pyarrow": 1, "six": 0}
         for package, mib in sizes.items():
@@ -392,7 +386,7 @@ def test_unzipped_size_limit_names_largest_packages(tmp_path: Path) -> None:
         zf.writestr(f"{SP311}/torch.libs/libgomp.so.1", bytes(1 << 20))
     report = inspect_zip(path, PY311, "x86_64")
     elapsed = time.monotonic() - started
-    assert report.unzipped_size > MAX_UNZIPPED_BYTES
+    assert report.unzipped_size > UNZIPPED_LIMIT
     assert report.zipped_size < 2 << 20
     finding = only(report, "size-unzipped")
     assert finding.severity == "error"
@@ -408,7 +402,7 @@ def test_unzipped_size_limit_names_largest_packages(tmp_path: Path) -> None:
 def test_zipped_size_over_direct_upload_limit_is_a_warning(tmp_path: Path) -> None:
     path = tmp_path / "big.zip"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
-        zf.writestr(f"{SP311}/blob/data.bin", bytes(MAX_ZIPPED_BYTES + 1024))
+        zf.writestr(f"{SP311}/blob/data.bin", bytes(DIRECT_UPLOAD_LIMIT + 1024))
     report = inspect_zip(path, PY311, "x86_64")
     finding = only(report, "size-zipped")
     assert finding.severity == "warning" and "S3 bucket" in finding.message

@@ -1,1 +1,1 @@
-"""AWS: layer versions, the functions that use them, and what may be deleted (boto3)."""
+"""AWS: layer versions, the functions that use them, what may go; boto3 only via client.py."""

@@ -1,27 +1,21 @@
-"""Point Lambda functions at a layer version safely (limits, RevisionId, rollback) and find drift."""
+"""Point Lambda functions at a layer version safely: limits, RevisionId, waiting, rollback."""
 
 from __future__ import annotations
 
-import logging
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal, NoReturn
+from typing import Any, NoReturn
 
-from pulumi_lambda_layers.errors import LayerError, SpecError
-from pulumi_lambda_layers.aws.layers import AwsTarget, PublishError, _aws, _call, _client, _NotFound, session
+from pulumi_lambda_layers.aws.client import AwsTarget, ClientFactory, call, make_client
+from pulumi_lambda_layers.errors import AttachError, NotFound, PublishError, SpecError
+from pulumi_lambda_layers.errors import Refused as _Refused
+from pulumi_lambda_layers.limits import LAYER_ARN as _LAYER_ARN
+from pulumi_lambda_layers.limits import LAYER_VERSION_ARN as _VERSION_ARN
+from pulumi_lambda_layers.limits import MAX_LAYERS, UNZIPPED_LIMIT
 
-log = logging.getLogger(__name__)
-
-MAX_LAYERS = 5  # per function, a hard Lambda quota
-UNZIPPED_LIMIT = 262_144_000  # bytes: function code plus all its layers, unzipped
 DEFAULT_TIMEOUT = 300.0  # seconds to wait for one function's update to finish
 
-_VERSION_ARN = re.compile(r"(arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:layer:[A-Za-z0-9_-]+):(\d+)")
-_LAYER_ARN = re.compile(r"arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:layer:[A-Za-z0-9_-]+")
-# What Lambda answers in an opt-in region the account has not enabled.
-_DISABLED_REGION_CODES = frozenset({"UnrecognizedClientException", "InvalidClientTokenId"})
 _BUSY_CODES = frozenset({"ResourceConflictException"})  # another update still in progress
 
 Sleep = Callable[[float], None]
@@ -58,55 +52,8 @@ class FunctionOutcome:
         if self.rolled_back:
             return head + "; its previous layers were restored"
         return (head + f"; could NOT restore its previous layers ({self.rollback_error}); it now "
-                f"has [{', '.join(self.layers_now)}], restore [{', '.join(self.old_layers)}] by hand")
-
-
-class AttachError(LayerError):
-    """Attaching or detaching failed for some function; `outcomes` says what became of each one."""
-
-    def __init__(self, operation: str, layer: str, outcomes: Sequence[FunctionOutcome]) -> None:
-        self.operation = operation
-        self.layer = layer
-        self.outcomes = tuple(outcomes)
-        failed = [o for o in self.outcomes if o.error]
-        stuck = [o for o in self.outcomes if o.rolled_back is False]
-        summary = (f"{len(failed)} of {len(self.outcomes)} functions failed; "
-                   + ("some changes could NOT be undone" if stuck else
-                      "every change already made was undone" if any(o.rolled_back for o in
-                                                                    self.outcomes)
-                      else "nothing was changed"))
-        lines = [f"{operation} {layer}: {summary}"]
-        lines += ["  " + o.describe() for o in self.outcomes]
-        super().__init__("\n".join(lines))
-
-    @property
-    def failed(self) -> dict[str, str]:
-        """Function -> the reason it failed."""
-        return {o.function: o.error for o in self.outcomes if o.error}
-
-
-@dataclass(frozen=True)
-class FunctionUse:
-    """A function using some version of a layer: `current` when it is the version asked about."""
-
-    function: str
-    function_arn: str
-    region: str
-    layer_version_arn: str
-    status: Literal["current", "stale"]
-
-    @property
-    def version(self) -> int:
-        return int(self.layer_version_arn.rsplit(":", 1)[1])
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"function": self.function, "function_arn": self.function_arn,
-                "region": self.region, "layer_version_arn": self.layer_version_arn,
-                "version": self.version, "status": self.status}
-
-
-class _Refused(Exception):
-    """A reason one function cannot take the change; becomes a line of AttachError."""
+                f"has [{', '.join(self.layers_now)}], restore [{', '.join(self.old_layers)}] "
+                "by hand")
 
 
 # --- layer lists (pure) -------------------------------------------------------------------------
@@ -165,6 +112,12 @@ def remove_layer(current: list[str], layer: str) -> list[str]:
     return [arn for arn in current if _base(arn) != base]
 
 
+def version_in(cfg: dict[str, Any], base: str) -> str | None:
+    """The version ARN of layer `base` that a function configuration (get_function_configuration
+    or a list_functions item) lists, or None."""
+    return next((arn for arn in _layer_arns(cfg) if _base(arn) == base), None)
+
+
 # --- attach / detach ----------------------------------------------------------------------------
 
 def attach(target: AwsTarget, layer_version_arn: str, functions: Sequence[str],
@@ -172,7 +125,7 @@ def attach(target: AwsTarget, layer_version_arn: str, functions: Sequence[str],
            timeout: float = DEFAULT_TIMEOUT,
            confirm: Callable[[list[Change]], bool] | None = None,
            replacing: str | None = None, move: bool = False,
-           unzipped_size: int | None = None) -> list[Change]:
+           unzipped_size: int | None = None, clients: ClientFactory = make_client) -> list[Change]:
     """Point each function (name or ARN) at layer_version_arn, replacing any other version of the
     same layer (or of the layer `replacing` names) in its place, or adding it at `position` (with
     `move`, a version already there moves to `position` too). Returns the changes made (functions
@@ -193,8 +146,8 @@ def attach(target: AwsTarget, layer_version_arn: str, functions: Sequence[str],
     their old layers back and AttachError lists every function with what became of it.
     """
     layer_base_arn(layer_version_arn)  # bad input fails before any AWS call
-    lam = _lambda(target)
-    zipped = _layer_size(target, lam, layer_version_arn)
+    lam = clients(target, "lambda")
+    zipped = _layer_size(target, lam, layer_version_arn, clients)
     new_size: Size = (unzipped_size, True) if unzipped_size is not None else (zipped, False)
     return _apply(lam, "attach", layer_version_arn, functions,
                   lambda old: swap_layers(old, layer_version_arn, position, replacing, move),
@@ -203,96 +156,51 @@ def attach(target: AwsTarget, layer_version_arn: str, functions: Sequence[str],
 
 def detach(target: AwsTarget, layer_arn_or_version_arn: str, functions: Sequence[str],
            sleep: Sleep = time.sleep, timeout: float = DEFAULT_TIMEOUT,
-           confirm: Callable[[list[Change]], bool] | None = None) -> list[Change]:
+           confirm: Callable[[list[Change]], bool] | None = None,
+           clients: ClientFactory = make_client) -> list[Change]:
     """Remove any version of the layer from each function; same safety as `attach`."""
     base = layer_arn(layer_arn_or_version_arn)
-    return _apply(_lambda(target), "detach", base, functions,
+    return _apply(clients(target, "lambda"), "detach", base, functions,
                   lambda old: remove_layer(old, base), {}, sleep, timeout, confirm)
 
 
 def rollback(target: AwsTarget, changes: Sequence[Change], sleep: Sleep = time.sleep,
-             timeout: float = DEFAULT_TIMEOUT) -> list[FunctionOutcome]:
+             timeout: float = DEFAULT_TIMEOUT,
+             clients: ClientFactory = make_client) -> list[FunctionOutcome]:
     """Give each changed function (from attach/detach) its old layers back, newest change first,
     each guarded by the revision our change produced: a later change by someone else wins over
     the rollback. Returns what became of each function, in the order of `changes`."""
-    lam = _lambda(target)
+    lam = clients(target, "lambda")
     return [_restore(lam, change, None, sleep, timeout) for change in reversed(changes)][::-1]
 
 
-def attached_versions(target: AwsTarget, functions: Sequence[str],
-                      layer_base: str) -> dict[str, str | None]:
+def attached_versions(target: AwsTarget, functions: Sequence[str], layer_base: str, *,
+                      clients: ClientFactory = make_client) -> dict[str, str | None]:
     """Function -> the version ARN of layer_base it uses (None: no version of it). Functions that
     no longer exist are left out, so a refresh can tell "detached" from "gone"."""
     base = layer_arn(layer_base)
-    lam = _lambda(target)
+    lam = clients(target, "lambda")
     found: dict[str, str | None] = {}
     for fn in functions:
         try:
-            cfg = _call(lam.get_function_configuration, fn, FunctionName=fn)
-        except _NotFound:
+            cfg = call(lam.get_function_configuration, fn, FunctionName=fn)
+        except NotFound:
             continue
-        found[fn] = next((arn for arn in _layer_arns(cfg) if _base(arn) == base), None)
+        found[fn] = version_in(cfg, base)
     return found
 
 
-def function_arns(target: AwsTarget, functions: Sequence[str]) -> dict[str, str]:
+def function_arns(target: AwsTarget, functions: Sequence[str], *,
+                  clients: ClientFactory = make_client) -> dict[str, str]:
     """Function (name or ARN, as given) -> its ARN; functions that do not exist are left out."""
-    lam = _lambda(target)
+    lam = clients(target, "lambda")
     found: dict[str, str] = {}
     for fn in functions:
         try:
-            found[fn] = _call(lam.get_function_configuration, fn, FunctionName=fn)["FunctionArn"]
-        except _NotFound:
+            found[fn] = call(lam.get_function_configuration, fn, FunctionName=fn)["FunctionArn"]
+        except NotFound:
             continue
     return found
-
-
-# --- drift --------------------------------------------------------------------------------------
-
-def drift(targets: Sequence[AwsTarget], layer_version_arn: str, *,
-          skip_disabled_regions: bool = False) -> list[FunctionUse]:
-    """Every function in the targets' regions that uses any version of the layer, `current` when
-    it is layer_version_arn and `stale` otherwise. Lambda layers are regional, so only functions in
-    the layer's own region can appear. skip_disabled_regions: an opt-in region the account has not
-    enabled is skipped with a warning instead of failing."""
-    layer_base_arn(layer_version_arn)
-    return [replace(u, status="current" if u.layer_version_arn == layer_version_arn else "stale")
-            for u in layer_users(targets, layer_version_arn,
-                                 skip_disabled_regions=skip_disabled_regions)]
-
-
-def layer_users(targets: Sequence[AwsTarget], layer: str, *,
-                skip_disabled_regions: bool = False) -> list[FunctionUse]:
-    """Every function ($LATEST, the configuration a next update starts from) in the targets'
-    accounts and regions that uses any version of `layer` (a layer or layer version ARN), sorted
-    by region and name; status "current" throughout (drift sets it against one version).
-
-    Every target is scanned before anything is returned, so a role that cannot be assumed or a
-    denied list fails the whole call: a caller deleting versions on this answer deletes nothing."""
-    base = layer_arn(layer)
-    uses: dict[str, FunctionUse] = {}
-    for target in targets:
-        sess = session(target)
-        lam = _client(sess, "lambda")
-        region = sess.region_name or "?"
-        try:
-            with _aws("list_functions", f"functions in {region}"):
-                for page in lam.get_paginator("list_functions").paginate():
-                    for fn in page.get("Functions", []):
-                        arn = next((a for a in _layer_arns(fn) if _base(a) == base), None)
-                        if arn is not None and fn["FunctionArn"] not in uses:
-                            uses[fn["FunctionArn"]] = FunctionUse(
-                                fn["FunctionName"], fn["FunctionArn"], region, arn, "current")
-        except PublishError as exc:
-            if not (skip_disabled_regions and exc.code in _DISABLED_REGION_CODES):
-                raise
-            log.warning("skipped %s: %s", region, exc)
-    return sorted(uses.values(), key=lambda u: (u.region, u.function))
-
-
-def lambda_regions(target: AwsTarget, partition: str = "aws") -> list[str]:
-    """Every region where Lambda is offered in the partition (from botocore's endpoint data)."""
-    return sorted(session(target).get_available_regions("lambda", partition_name=partition))
 
 
 # --- internals ----------------------------------------------------------------------------------
@@ -383,12 +291,13 @@ def _update(lam: Any, change: Change, activity: str, sleep: Sleep, timeout: floa
     if guard:  # an endpoint that reports no RevisionId (moto) cannot check one either
         request["RevisionId"] = guard
     try:
-        _call(lam.update_function_configuration, fn, **request)
+        call(lam.update_function_configuration, fn, **request)
     except PublishError as exc:
         if exc.code == "PreconditionFailedException":
             raise _Refused(f"function {fn} changed while {activity}; retry ({exc})") from exc
         if exc.code in _BUSY_CODES:
-            raise _Refused(f"function {fn} is being updated by someone else; retry ({exc})") from exc
+            raise _Refused(f"function {fn} is being updated by someone else; retry ({exc})"
+                           ) from exc
         raise
     cfg = _settled(lam, fn, sleep, timeout)
     if cfg.get("LastUpdateStatus") == "Failed":
@@ -427,7 +336,7 @@ def _settled(lam: Any, fn: str, sleep: Sleep, timeout: float) -> dict[str, Any]:
     """The function's configuration once no update or creation is in progress."""
     waited, delay = 0.0, 1.0
     while True:
-        cfg: dict[str, Any] = _call(lam.get_function_configuration, fn, FunctionName=fn)
+        cfg: dict[str, Any] = call(lam.get_function_configuration, fn, FunctionName=fn)
         busy = cfg.get("LastUpdateStatus") == "InProgress" or cfg.get("State") == "Pending"
         if not busy:
             return cfg
@@ -440,23 +349,24 @@ def _settled(lam: Any, fn: str, sleep: Sleep, timeout: float) -> dict[str, Any]:
         delay = min(delay * 2, 5.0)
 
 
-def _layer_size(target: AwsTarget, lam: Any, version_arn: str) -> int:
+def _layer_size(target: AwsTarget, lam: Any, version_arn: str, clients: ClientFactory) -> int:
     base = layer_base_arn(version_arn)
     version = int(version_arn.rsplit(":", 1)[1])
     try:
-        answer = _call(lam.get_layer_version, version_arn, LayerName=base, VersionNumber=version)
+        answer = call(lam.get_layer_version, version_arn, LayerName=base, VersionNumber=version)
     except PublishError as exc:
         if exc.code == "AccessDeniedException":
-            raise _not_shared(target, version_arn, exc) from exc
+            raise _not_shared(target, version_arn, exc, clients) from exc
         raise
     return int((answer.get("Content") or {}).get("CodeSize") or 0)
 
 
-def _not_shared(target: AwsTarget, version_arn: str, denied: PublishError) -> PublishError:
+def _not_shared(target: AwsTarget, version_arn: str, denied: PublishError,
+                clients: ClientFactory) -> PublishError:
     """The AccessDenied of a layer version from another account, saying whose share_with to fix."""
     owner = version_arn.split(":")[4]
     try:
-        caller = _call(_client(session(target), "sts").get_caller_identity, "caller")["Account"]
+        caller = call(clients(target, "sts").get_caller_identity, "caller")["Account"]
         who, add = f"account {caller}", repr(caller)
     except PublishError:  # the fix still applies; only the number is missing
         who, add = "this account", "this account's id"
@@ -467,10 +377,6 @@ def _not_shared(target: AwsTarget, version_arn: str, denied: PublishError) -> Pu
         f"add {add} to share_with of the LambdaLayerBuild that publishes it (in account {owner}) "
         "and run `pulumi up` there, or grant it with `aws lambda add-layer-version-permission`",
         code=denied.code)
-
-
-def _lambda(target: AwsTarget) -> Any:
-    return _client(session(target), "lambda")
 
 
 def _layer_arns(cfg: dict[str, Any]) -> list[str]:

@@ -1,28 +1,31 @@
-"""Layer versions on AWS: publish idempotently by content hash, share, read, delete and prune (boto3)."""
+"""Layer versions on AWS: publish idempotently by content hash, read, share and delete them."""
 
 from __future__ import annotations
 
 import base64
 import json
-import logging
 import re
-import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any
 
-if TYPE_CHECKING:
-    import boto3
-
+from pulumi_lambda_layers.aws import s3 as _s3
+from pulumi_lambda_layers.aws.client import AwsTarget as AwsTarget
+from pulumi_lambda_layers.aws.client import (
+    ClientFactory,
+    aws_errors,
+    call,
+    fail,
+    make_client,
+)
 from pulumi_lambda_layers.build.archive import file_sha256
-from pulumi_lambda_layers.errors import LayerError, SpecError
+from pulumi_lambda_layers.errors import NotFound, SpecError
+from pulumi_lambda_layers.errors import PublishError as PublishError
+from pulumi_lambda_layers.limits import DESCRIPTION_LIMIT, DIRECT_UPLOAD_LIMIT
 
-log = logging.getLogger(__name__)
+# AwsTarget and PublishError are re-exported above: every caller of a layer function needs both.
 
-DIRECT_UPLOAD_LIMIT = 52_428_800  # bytes; bigger zips must be published from S3
-DESCRIPTION_LIMIT = 256  # characters Lambda accepts in a layer version description
 GET_LAYER_VERSION = "lambda:GetLayerVersion"
 SID_PREFIX = "pll-"  # marks policy statements this library manages; others are left alone
 
@@ -34,40 +37,6 @@ _HASH = re.compile(r"[0-9a-f]{64}")
 _ACCOUNT = re.compile(r"\d{12}")
 _ORG = re.compile(r"o-[a-z0-9]{10,32}")  # AWS Organizations id format, as Lambda checks it
 _ROOT_ARN = re.compile(r"arn:aws[a-z-]*:iam::(\d{12}):root")
-# boto3 is imported on the first AWS call, not with this module: it costs ~0.12 s, which every
-# preview would pay twice (program and provider) although a preview never calls AWS.
-_BOTO_LOCK = threading.Lock()
-_LOADER: Any = None
-
-
-class PublishError(LayerError):
-    """An AWS call for a layer failed; names the operation, the layer and what to do."""
-
-    def __init__(self, operation: str, resource: str, problem: str, fix: str = "",
-                 code: str = "", size: int | None = None) -> None:
-        self.operation = operation
-        self.resource = resource
-        self.problem = problem
-        self.fix = fix
-        self.code = code  # AWS error code, "" when the failure is not AWS's answer
-        self.size = size  # zip size in bytes, when size is the problem
-        text = f"{operation} {resource}: {problem}"
-        if fix:
-            text += f": {fix}"
-        super().__init__(text)
-
-
-class _NotFound(PublishError):
-    """AWS answered ResourceNotFoundException; callers that treat absence as fine catch this."""
-
-
-@dataclass(frozen=True)
-class AwsTarget:
-    """Where layers live: region, profile and an optional role to assume (None: boto3's defaults)."""
-
-    region: str | None = None
-    profile: str | None = None
-    assume_role_arn: str | None = None
 
 
 @dataclass(frozen=True)
@@ -93,33 +62,17 @@ class LayerVersion:
         return user_description(self.description)
 
 
-def session(target: AwsTarget) -> boto3.Session:
-    """A boto3 session for target; assumes target.assume_role_arn through STS when set."""
-    base = _boto3_session(region_name=target.region)
-    if target.profile:
-        if target.profile not in base.available_profiles:
-            _fail("session", f"profile {target.profile!r}", "no such profile in the AWS config",
-                  f"one of {sorted(base.available_profiles)}, or fix AWS_CONFIG_FILE")
-        base = _boto3_session(profile_name=target.profile, region_name=target.region)
-    if not target.assume_role_arn:
-        return base
-    sts = _client(base, "sts")
-    creds = _call(sts.assume_role, target.assume_role_arn,
-                  RoleArn=target.assume_role_arn, RoleSessionName="pulumi-lambda-layers")["Credentials"]
-    return _boto3_session(aws_access_key_id=creds["AccessKeyId"],
-                          aws_secret_access_key=creds["SecretAccessKey"],
-                          aws_session_token=creds["SessionToken"], region_name=base.region_name)
-
-
 # --- description marker -------------------------------------------------------------------------
 
 def describe_with_hash(user_desc: str, content_hash: str, owner: str | None = None) -> str:
     """user_desc plus the marker (content hash, owner), the user part cut (with "…") to fit 256
     characters."""
     if not _HASH.fullmatch(content_hash):
-        raise ValueError(f"content_hash must be 64 lowercase hex digits (sha256), got {content_hash!r}")
+        raise SpecError("content_hash", f"must be 64 lowercase hex digits (sha256), got "
+                        f"{content_hash!r}", "pass the content_hash of a fingerprint")
     if owner is not None and not OWNER.fullmatch(owner):
-        raise ValueError(f"owner must be 1-80 of [A-Za-z0-9._/~-], got {owner!r}")
+        raise SpecError("owner", f"must be 1-80 of [A-Za-z0-9._/~-], got {owner!r}",
+                        "use letters, digits and . _ / ~ - only")
     marker = f"[pll:{content_hash} owner={owner}]" if owner else f"[pll:{content_hash}]"
     user = user_desc.strip()
     if not user:
@@ -149,18 +102,21 @@ def user_description(desc: str | None) -> str:
 
 # --- reading ------------------------------------------------------------------------------------
 
-def get_version(target: AwsTarget, layer_name: str, version: int) -> LayerVersion | None:
+def get_version(target: AwsTarget, layer_name: str, version: int, *,
+                clients: ClientFactory = make_client) -> LayerVersion | None:
     """The layer version, or None when it does not exist (e.g. deleted out of band)."""
-    return _get_version(_lambda(target), layer_name, version)
+    return _get_version(clients(target, "lambda"), layer_name, version)
 
 
-def list_versions(target: AwsTarget, layer_name: str) -> list[LayerVersion]:
+def list_versions(target: AwsTarget, layer_name: str, *,
+                  clients: ClientFactory = make_client) -> list[LayerVersion]:
     """Every version of the layer, newest first ([] when the layer does not exist)."""
-    return _list_versions(_lambda(target), layer_name)
+    return _list_versions(clients(target, "lambda"), layer_name)
 
 
 def find_version(target: AwsTarget, layer_name: str, content_hash: str,
-                 code_sha256: str, owner: str | None = None) -> LayerVersion | None:
+                 code_sha256: str, owner: str | None = None, *,
+                 clients: ClientFactory = make_client) -> LayerVersion | None:
     """The newest version `owner` published of the layer if it carries content_hash and
     code_sha256, else None.
 
@@ -170,7 +126,7 @@ def find_version(target: AwsTarget, layer_name: str, content_hash: str,
     would make versions go backwards, and the replaced resource's delete could then remove the
     version that is live again.
     """
-    return _find_version(_lambda(target), layer_name, content_hash, code_sha256, owner)
+    return _find_version(clients(target, "lambda"), layer_name, content_hash, code_sha256, owner)
 
 
 # --- publishing ---------------------------------------------------------------------------------
@@ -184,8 +140,8 @@ def publish_version(target: AwsTarget, layer_name: str, zip_path: str | Path, *,
                     content_hash: str, code_sha256: str | None = None, description: str = "",
                     license_info: str | None = None, compatible_runtimes: Sequence[str] = (),
                     compatible_architectures: Sequence[str] = (), s3_bucket: str | None = None,
-                    s3_key_prefix: str = "lambda-layers/",
-                    owner: str | None = None) -> tuple[LayerVersion, bool]:
+                    s3_key_prefix: str = "lambda-layers/", owner: str | None = None,
+                    clients: ClientFactory = make_client) -> tuple[LayerVersion, bool]:
     """Publish zip_path as a new version marked as owner's, or reuse owner's newest version when
     it already has this content.
 
@@ -194,8 +150,7 @@ def publish_version(target: AwsTarget, layer_name: str, zip_path: str | Path, *,
     """
     zip_path = Path(zip_path)
     code_sha256 = code_sha256 or zip_sha256(zip_path)
-    sess = session(target)
-    lam = _client(sess, "lambda")
+    lam = clients(target, "lambda")
     existing = _find_version(lam, layer_name, content_hash, code_sha256, owner)
     if existing is not None and (existing.license_info or None) == (license_info or None) \
             and set(existing.compatible_runtimes) == set(compatible_runtimes) \
@@ -214,72 +169,41 @@ def publish_version(target: AwsTarget, layer_name: str, zip_path: str | Path, *,
     if compatible_architectures:
         request["CompatibleArchitectures"] = list(compatible_architectures)
 
+    region = lam.meta.region_name
     if size <= DIRECT_UPLOAD_LIMIT:
         request["Content"] = {"ZipFile": zip_path.read_bytes()}
-        created = _call(lam.publish_layer_version, layer_name, **request)
+        created = call(lam.publish_layer_version, layer_name, **request)
     elif s3_bucket is None:
-        _fail("publish_layer_version", layer_name,
-              f"{zip_path.name} is {_mb(size)} ({size:,} bytes), over the 50 MB "
-              f"({DIRECT_UPLOAD_LIMIT:,} bytes) direct-upload limit",
-              f"set s3_bucket (a bucket in {sess.region_name}) or slim the layer", size=size)
+        fail("publish_layer_version", layer_name,
+             f"{zip_path.name} is {_mb(size)} ({size:,} bytes), over the 50 MB "
+             f"({DIRECT_UPLOAD_LIMIT:,} bytes) direct-upload limit",
+             f"set s3_bucket (a bucket in {region}) or slim the layer", size=size)
     else:
         key = f"{s3_key_prefix}{layer_name}/{content_hash}.zip"
-        s3 = _client(sess, "s3")
-        try:
-            with zip_path.open("rb") as body:
-                _call(s3.put_object, f"s3://{s3_bucket}/{key}", Bucket=s3_bucket, Key=key,
-                      Body=body)
-        except PublishError as exc:
-            raise PublishError(exc.operation, exc.resource, exc.problem,
-                               f"check that bucket {s3_bucket!r} exists in {sess.region_name} and "
-                               "that these credentials may write to it", code=exc.code) from exc
+        s3 = clients(target, "s3")
+        _s3.put(s3, s3_bucket, key, zip_path, f"check that bucket {s3_bucket!r} exists in "
+                f"{region} and that these credentials may write to it")
         request["Content"] = {"S3Bucket": s3_bucket, "S3Key": key}
         try:
-            created = _call(lam.publish_layer_version, layer_name, **request)
+            created = call(lam.publish_layer_version, layer_name, **request)
         finally:
-            _delete_staged(s3, s3_bucket, key)  # Lambda keeps its own copy of the code
+            _s3.delete_quietly(s3, s3_bucket, key)  # Lambda keeps its own copy of the code
 
     published = _layer_version(created)
     if published.code_sha256 != code_sha256:
         # Lambda stored other bytes than we hold: never leave a version we cannot vouch for.
         _delete_version(lam, layer_name, published.version)
-        _fail("publish_layer_version", f"{layer_name}:{published.version}",
-              f"Lambda reports CodeSha256 {published.code_sha256!r} but {zip_path.name} has "
-              f"{code_sha256!r}; the version was deleted again",
-              "check that the zip was not modified while publishing and retry")
+        fail("publish_layer_version", f"{layer_name}:{published.version}",
+             f"Lambda reports CodeSha256 {published.code_sha256!r} but {zip_path.name} has "
+             f"{code_sha256!r}; the version was deleted again",
+             "check that the zip was not modified while publishing and retry")
     return published, True
 
 
-# --- shared build cache objects (S3) ------------------------------------------------------------
-
-def download_object(target: AwsTarget, bucket: str, key: str, dest: Path) -> bool:
-    """Write s3://bucket/key to dest; False when there is no such object."""
-    s3 = _client(session(target), "s3")
-    try:
-        body = _call(s3.get_object, f"s3://{bucket}/{key}", Bucket=bucket, Key=key)["Body"]
-    except _NotFound:
-        return False
-    with _aws("get_object", f"s3://{bucket}/{key}"), body, open(dest, "wb") as out:
-        for chunk in body.iter_chunks(1 << 20):
-            out.write(chunk)
-    return True
-
-
-def upload_object(target: AwsTarget, bucket: str, key: str, path: Path) -> None:
-    """Write the file at path to s3://bucket/key."""
-    s3 = _client(session(target), "s3")
-    try:
-        with path.open("rb") as body:
-            _call(s3.put_object, f"s3://{bucket}/{key}", Bucket=bucket, Key=key, Body=body)
-    except PublishError as exc:
-        raise PublishError(exc.operation, exc.resource, exc.problem,
-                           f"check that bucket {bucket!r} exists and that these credentials may "
-                           "write to it", code=exc.code) from exc
-
-
-def delete_version(target: AwsTarget, layer_name: str, version: int) -> None:
+def delete_version(target: AwsTarget, layer_name: str, version: int, *,
+                   clients: ClientFactory = make_client) -> None:
     """Delete a layer version; one that is already gone counts as deleted."""
-    _delete_version(_lambda(target), layer_name, version)
+    _delete_version(clients(target, "lambda"), layer_name, version)
 
 
 # --- sharing ------------------------------------------------------------------------------------
@@ -301,30 +225,32 @@ def check_principals(principals: Iterable[str], argument: str = "share_with") ->
 
 def statement_id(principal: str) -> str:
     """The policy statement id this library uses for principal."""
-    return SID_PREFIX + ("everyone" if principal == "*" else re.sub(r"[^A-Za-z0-9_-]", "_", principal))
+    if principal == "*":
+        return SID_PREFIX + "everyone"
+    return SID_PREFIX + re.sub(r"[^A-Za-z0-9_-]", "_", principal)
 
 
-def get_permissions(target: AwsTarget, layer_name: str, version: int) -> list[str]:
+def get_permissions(target: AwsTarget, layer_name: str, version: int, *,
+                    clients: ClientFactory = make_client) -> list[str]:
     """Principals that statements managed by this library currently grant read access to."""
-    lam = _lambda(target)
-    statements = _policy_statements(lam, layer_name, version)
+    statements = _policy_statements(clients(target, "lambda"), layer_name, version)
     return sorted({p for sid, p in _managed(statements).items() if p is not None})
 
 
 def set_permissions(target: AwsTarget, layer_name: str, version: int,
-                    principals: Sequence[str]) -> None:
+                    principals: Sequence[str], *, clients: ClientFactory = make_client) -> None:
     """Make the version readable (lambda:GetLayerVersion) by exactly these principals: adds
     missing grants, revokes stale ones this library added, leaves other statements alone."""
     wanted = {statement_id(p): p for p in check_principals(principals)}
-    lam = _lambda(target)
+    lam = clients(target, "lambda")
     current = _managed(_policy_statements(lam, layer_name, version))
     resource = f"{layer_name}:{version}"
     for sid, granted in current.items():
         if sid not in wanted or wanted[sid] != granted:
             try:
-                _call(lam.remove_layer_version_permission, resource, LayerName=layer_name,
-                      VersionNumber=version, StatementId=sid)
-            except _NotFound:
+                call(lam.remove_layer_version_permission, resource, LayerName=layer_name,
+                     VersionNumber=version, StatementId=sid)
+            except NotFound:
                 pass  # removed concurrently: the goal is reached
     for sid, principal in wanted.items():
         if sid in current and current[sid] == principal:
@@ -332,96 +258,27 @@ def set_permissions(target: AwsTarget, layer_name: str, version: int,
         grant: dict[str, Any] = {"Principal": principal}
         if principal.startswith("o-"):
             grant = {"Principal": "*", "OrganizationId": principal}
-        _call(lam.add_layer_version_permission, resource, LayerName=layer_name,
-              VersionNumber=version, StatementId=sid, Action=GET_LAYER_VERSION, **grant)
+        call(lam.add_layer_version_permission, resource, LayerName=layer_name,
+             VersionNumber=version, StatementId=sid, Action=GET_LAYER_VERSION, **grant)
 
 
-# --- internals: the only code that calls boto3 --------------------------------------------------
-
-def _loader() -> Any:
-    """The one botocore model loader. Every call makes its own session (nothing long-lived to
-    pickle or expire); parsing the service models anew costs ~0.2 s per session, so sessions share
-    one loader (read-only model data), made once under a lock (provider creates run in threads)."""
-    global _LOADER
-    with _BOTO_LOCK:
-        if _LOADER is None:
-            import botocore.loaders
-
-            _LOADER = botocore.loaders.create_loader()
-        return _LOADER
-
-
-def _boto3_session(**kwargs: Any) -> boto3.Session:
-    import boto3
-    import botocore.session
-
-    loader = _loader()
-    core = botocore.session.get_session()
-    core.register_component("data_loader", loader)
-    sess = boto3.Session(botocore_session=core, **kwargs)
-    # boto3 appends its resource-model folder to the loader for each session: keep it once.
-    loader.search_paths[:] = dict.fromkeys(loader.search_paths)
-    return sess
-
-
-def _lambda(target: AwsTarget) -> Any:
-    return _client(session(target), "lambda")
-
-
-def _client(sess: boto3.Session, service: str) -> Any:
-    from botocore.config import Config
-    from botocore.exceptions import BotoCoreError
-
-    try:
-        return sess.client(service, config=Config(user_agent_extra="pulumi-lambda-layers"))
-    except BotoCoreError as exc:  # e.g. NoRegionError
-        _fail("create_client", service, str(exc), "set region on the target, AWS_REGION or a profile region")
-
-
-def _call(method: Callable[..., Any], resource: str, **kwargs: Any) -> Any:
-    """Call a boto3 client method; AWS failures become PublishError (_NotFound for 404s)."""
-    with _aws(getattr(method, "__name__", "aws call"), resource):
-        return method(**kwargs)
-
-
-@contextmanager
-def _aws(operation: str, resource: str) -> Iterator[None]:
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        yield
-    except ClientError as exc:
-        err = exc.response.get("Error", {})
-        code = str(err.get("Code", ""))
-        problem = f"{err.get('Message') or exc} ({code})" if code else str(exc)
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        missing = code in ("ResourceNotFoundException", "NoSuchKey") or status == 404
-        raise (_NotFound if missing else PublishError)(operation, resource, problem,
-                                                       code=code) from exc
-    except BotoCoreError as exc:  # no credentials, endpoint unreachable, bad parameters
-        raise PublishError(operation, resource, str(exc)) from exc
-
-
-def _fail(operation: str, resource: str, problem: str, fix: str = "",
-          size: int | None = None) -> NoReturn:
-    raise PublishError(operation, resource, problem, fix, size=size)
-
+# --- internals: one Lambda client in, LayerVersion out ------------------------------------------
 
 def _get_version(lam: Any, layer_name: str, version: int) -> LayerVersion | None:
     try:
-        return _layer_version(_call(lam.get_layer_version, f"{layer_name}:{version}",
-                                    LayerName=layer_name, VersionNumber=version))
-    except _NotFound:
+        return _layer_version(call(lam.get_layer_version, f"{layer_name}:{version}",
+                                   LayerName=layer_name, VersionNumber=version))
+    except NotFound:
         return None
 
 
 def _list_versions(lam: Any, layer_name: str) -> list[LayerVersion]:
-    found = []
+    found: list[LayerVersion] = []
     try:
-        with _aws("list_layer_versions", layer_name):
+        with aws_errors("list_layer_versions", layer_name):
             for page in lam.get_paginator("list_layer_versions").paginate(LayerName=layer_name):
                 found.extend(_layer_version(item) for item in page.get("LayerVersions", []))
-    except _NotFound:
+    except NotFound:
         return []
     return sorted(found, key=lambda v: v.version, reverse=True)
 
@@ -437,29 +294,22 @@ def _find_version(lam: Any, layer_name: str, content_hash: str, code_sha256: str
 
 def _delete_version(lam: Any, layer_name: str, version: int) -> None:
     try:
-        _call(lam.delete_layer_version, f"{layer_name}:{version}",
-              LayerName=layer_name, VersionNumber=version)
-    except _NotFound:
+        call(lam.delete_layer_version, f"{layer_name}:{version}",
+             LayerName=layer_name, VersionNumber=version)
+    except NotFound:
         pass
-
-
-def _delete_staged(s3: Any, bucket: str, key: str) -> None:
-    try:
-        _call(s3.delete_object, f"s3://{bucket}/{key}", Bucket=bucket, Key=key)
-    except PublishError as exc:  # the layer is fine either way; only a stray object is left
-        log.warning("could not remove the staged layer zip: %s", exc)
 
 
 def _policy_statements(lam: Any, layer_name: str, version: int) -> list[dict[str, Any]]:
     resource = f"{layer_name}:{version}"
     try:
-        answer = _call(lam.get_layer_version_policy, resource,
-                       LayerName=layer_name, VersionNumber=version)
-    except _NotFound:
+        answer = call(lam.get_layer_version_policy, resource,
+                      LayerName=layer_name, VersionNumber=version)
+    except NotFound:
         # Same error for "no policy yet" and "no such version": tell them apart.
         if _get_version(lam, layer_name, version) is None:
-            _fail("get_layer_version_policy", resource, "the layer version does not exist",
-                  "it may have been deleted outside Pulumi; run `pulumi refresh`")
+            fail("get_layer_version_policy", resource, "the layer version does not exist",
+                 "it may have been deleted outside Pulumi; run `pulumi refresh`")
         return []
     statements = json.loads(answer["Policy"]).get("Statement", [])
     return [statements] if isinstance(statements, dict) else list(statements)
@@ -491,7 +341,7 @@ def _layer_version(data: dict[str, Any]) -> LayerVersion:
     content = data.get("Content") or {}
     description = data.get("Description") or ""
     return LayerVersion(
-        layer_arn=data["LayerArn"] if "LayerArn" in data else data["LayerVersionArn"].rsplit(":", 1)[0],
+        layer_arn=data.get("LayerArn") or data["LayerVersionArn"].rsplit(":", 1)[0],
         layer_version_arn=data["LayerVersionArn"],
         version=int(data["Version"]),
         code_sha256=content.get("CodeSha256"),

@@ -1,4 +1,4 @@
-"""Which layer versions may go: ownership, retention windows, and never one a function still uses."""
+"""Which layer versions may go: ownership, retention windows, never one a function still uses."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pulumi_lambda_layers.aws import layers
-from pulumi_lambda_layers.aws.functions import FunctionUse, layer_users
-from pulumi_lambda_layers.aws.layers import AwsTarget, LayerVersion, PublishError
+from pulumi_lambda_layers.aws.client import AwsTarget, ClientFactory, make_client
+from pulumi_lambda_layers.aws.layers import LayerVersion
+from pulumi_lambda_layers.aws.usage import FunctionUse, layer_users
+from pulumi_lambda_layers.errors import PublishError
 
 Log = Callable[[str], None]
 
@@ -98,7 +100,8 @@ def consumer_targets(layer_arn: str, roles: Sequence[str], profile: str | None =
 
 def delete_unless_used(target: AwsTarget, layer_name: str, layer_arn: str,
                        candidates: Sequence[int], *, consumers: Sequence[AwsTarget] = (),
-                       force: bool = False, log: Log = print) -> list[Verdict]:
+                       force: bool = False, log: Log = print,
+                       clients: ClientFactory = make_client) -> list[Verdict]:
     """Delete each candidate version that no function uses, in the layer's account and region and
     in the consumers'; a version in use is kept with a warning naming its functions. force:
     delete without looking. Every account is scanned before the first delete, so a role that
@@ -110,7 +113,7 @@ def delete_unless_used(target: AwsTarget, layer_name: str, layer_arn: str,
             "functions that use them")
         used: dict[int, tuple[str, ...]] = {}
     else:
-        used = users_by_version(scan_users(target, layer_arn, consumers))
+        used = users_by_version(scan_users(target, layer_arn, consumers, clients=clients))
     verdicts = []
     for v in candidates:
         users = used.get(v, ())
@@ -119,34 +122,35 @@ def delete_unless_used(target: AwsTarget, layer_name: str, layer_arn: str,
                 "a newer version and run `lambda-layers prune`, or set force_delete=True")
             verdicts.append(Verdict(v, "keep", "in use", users))
             continue
-        layers.delete_version(target, layer_name, v)
+        layers.delete_version(target, layer_name, v, clients=clients)
         log(f"deleted {layer_name}:{v}")
         verdicts.append(Verdict(v, "delete", "no function uses it" if not force else "forced"))
     return verdicts
 
 
 def prune(target: AwsTarget, layer: str, keep: int, *, consumers: Sequence[AwsTarget] = (),
-          dry_run: bool = False, include_owned: bool = False) -> list[Verdict]:
+          dry_run: bool = False, include_owned: bool = False,
+          clients: ClientFactory = make_client) -> list[Verdict]:
     """Plan (and unless dry_run, carry out) the pruning of a layer (name or ARN) down to its newest
     `keep` versions plus the ones in use."""
-    versions = layers.list_versions(target, layer)
+    versions = layers.list_versions(target, layer, clients=clients)
     if not versions:
         return []
-    uses = scan_users(target, versions[0].layer_arn, consumers)
+    uses = scan_users(target, versions[0].layer_arn, consumers, clients=clients)
     plan = plan_prune(versions, keep, uses, include_owned)
     if not dry_run:
         for verdict in plan:
             if verdict.action == "delete":
-                layers.delete_version(target, layer, verdict.version)
+                layers.delete_version(target, layer, verdict.version, clients=clients)
     return plan
 
 
-def scan_users(target: AwsTarget, layer_arn: str, consumers: Sequence[AwsTarget]
-               ) -> list[FunctionUse]:
+def scan_users(target: AwsTarget, layer_arn: str, consumers: Sequence[AwsTarget], *,
+               clients: ClientFactory = make_client) -> list[FunctionUse]:
     """Functions using any version of the layer, in its account and the consumers'; a failure
     (a role that cannot be assumed, a denied lambda:ListFunctions) says that nothing was deleted."""
     try:
-        return layer_users([target, *consumers], layer_arn)
+        return layer_users([target, *consumers], layer_arn, clients=clients)
     except PublishError as exc:
         fix = ("let the deploying credentials assume it (its trust policy) or drop it from "
                "consumer_roles / --assume-role-arn" if exc.operation == "assume_role" else

@@ -7,16 +7,16 @@ import fnmatch
 import hashlib
 import os
 import stat
-import tempfile
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
-from pulumi_lambda_layers.errors import BuildError
+from pulumi_lambda_layers.atomic import atomic_file
 from pulumi_lambda_layers.build.rawzip import Entry, compress, stored, write_zip
-
+from pulumi_lambda_layers.errors import BuildError
 
 # Never packed: bytecode is rebuilt by the runtime and differs per machine; these dist-info files
 # record the installer and local paths, so pip and uv would otherwise make different bytes.
@@ -90,10 +90,6 @@ def make_zip(root: Path, output: Path, exclude: Iterable[str] = (), slim: Iterab
     if not entries:
         raise BuildError("package", f"no files to pack in {root}",
                          fix="the build installed nothing, or exclude=/slim= removed every file")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".pll-", suffix=".zip", dir=output.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
     unzipped = 0
 
     def counted() -> Iterator[tuple[Entry, list[bytes]]]:
@@ -102,14 +98,10 @@ def make_zip(root: Path, output: Path, exclude: Iterable[str] = (), slim: Iterab
             unzipped += entry.size
             yield entry, chunks
 
-    try:
-        with open(tmp, "wb") as out:
-            write_zip(out, counted())
-        digest = file_sha256(tmp)
-        tmp.replace(output)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_file(output) as out:
+        hashing = HashingWriter(out)
+        write_zip(hashing, counted())
+    digest = hashing.digest.digest()
     return ZipResult(output, digest.hex(), base64.b64encode(digest).decode(),
                      output.stat().st_size, unzipped, len(entries))
 
@@ -175,6 +167,18 @@ def collect(root: Path, exclude: tuple[str, ...],
                 out.append((rel, os.readlink(full) if full.is_symlink() else full))
     # Sort by the encoded name: the order zip readers and our hash see, independent of locale.
     return sorted(out, key=lambda e: e[0].encode())
+
+
+class HashingWriter:
+    """A write-only file that hashes what passes through it (the zip's sha256 in the same pass)."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw, self.digest, self.size = raw, hashlib.sha256(), 0
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        self.size += len(data)
+        return self.raw.write(data)
 
 
 def file_sha256(path: Path) -> bytes:

@@ -11,10 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pulumi_lambda_layers.atomic import write_atomic
 from pulumi_lambda_layers.build.archive import file_sha256
 
 if TYPE_CHECKING:
-    from pulumi_lambda_layers.aws.layers import AwsTarget
+    from pulumi_lambda_layers.aws.client import AwsTarget
 
 
 def cache_dir() -> Path:
@@ -82,15 +83,15 @@ def fetch(target: AwsTarget, bucket: str, prefix: str, content_hash: str,
           log: Callable[[str], None]) -> Path | None:
     """Copy the shared cache's zip for content_hash into this machine's cache, if it is there and
     its bytes match its recorded sha256; None otherwise (a mismatching object is never used)."""
-    from pulumi_lambda_layers.aws import layers
+    from pulumi_lambda_layers.aws import s3
 
     folder = zip_path(content_hash).parent
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".pll-fetch-", dir=folder) as tmp:
         about_file, zip_file = Path(tmp) / "about.json", Path(tmp) / "layer.zip"
         where = f"s3://{bucket}/{remote_key(prefix, content_hash, '.zip')}"
-        if not layers.download_object(target, bucket, remote_key(prefix, content_hash, ".json"),
-                                       about_file):
+        if not s3.download_object(target, bucket, remote_key(prefix, content_hash, ".json"),
+                                   about_file):
             return None
         try:
             about = dict(json.loads(about_file.read_text()))
@@ -98,8 +99,8 @@ def fetch(target: AwsTarget, bucket: str, prefix: str, content_hash: str,
         except (ValueError, KeyError, TypeError):
             log(f"cache: {where} has unreadable facts; ignoring it and building")
             return None
-        if not layers.download_object(target, bucket, remote_key(prefix, content_hash, ".zip"),
-                                       zip_file):
+        if not s3.download_object(target, bucket, remote_key(prefix, content_hash, ".zip"),
+                                   zip_file):
             return None
         actual = file_sha256(zip_file).hex()
         if actual != expected:
@@ -111,12 +112,12 @@ def fetch(target: AwsTarget, bucket: str, prefix: str, content_hash: str,
 
 def push(target: AwsTarget, bucket: str, prefix: str, content_hash: str) -> None:
     """Upload this machine's cached zip for content_hash (and then its facts) to the shared cache."""
-    from pulumi_lambda_layers.aws import layers
+    from pulumi_lambda_layers.aws import s3
 
     path = zip_path(content_hash)
-    layers.upload_object(target, bucket, remote_key(prefix, content_hash, ".zip"), path)
-    layers.upload_object(target, bucket, remote_key(prefix, content_hash, ".json"),
-                          path.with_suffix(".json"))
+    s3.upload_object(target, bucket, remote_key(prefix, content_hash, ".zip"), path)
+    s3.upload_object(target, bucket, remote_key(prefix, content_hash, ".json"),
+                     path.with_suffix(".json"))
 
 
 def place(src: Path, dst: Path) -> None:
@@ -135,16 +136,5 @@ def place(src: Path, dst: Path) -> None:
         raise
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace path with data at once: a reader sees the old bytes or the new, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A name unique per call, not per process: the provider writes from several threads at once.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o644)  # mkstemp's 0600 would differ from the zips beside it
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+__all__ = ["cache_dir", "facts", "fetch", "lookup", "place", "push", "record", "remote_key",
+           "store", "write_atomic", "zip_path"]

@@ -2,64 +2,22 @@
 
 from __future__ import annotations
 
-import collections
 import os
 import shlex
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from pulumi_lambda_layers import containers
+from pulumi_lambda_layers.containers import Refusal, docker_client, ensure_image
 from pulumi_lambda_layers.errors import BuildError
-from pulumi_lambda_layers.sources.fingerprint import Fingerprint
+from pulumi_lambda_layers.log import Sink as Log
 from pulumi_lambda_layers.runtimes import DOCKER_PLATFORM, UNAME_MACHINE
+from pulumi_lambda_layers.sources.fingerprint import Fingerprint
 from pulumi_lambda_layers.spec import LayerSpec
-from pulumi_lambda_layers.build.select import Log
 
 _IN, _OUT, _CA, _CACHE = "/pll/in", "/pll/out", "/pll/ca/extra.pem", "/pll/cache"
 CACHE_VOLUME_PREFIX = "pulumi-lambda-layers-cache-"
-_EXIT_PYTHON_MISMATCH, _EXIT_ARCH_MISMATCH, _EXIT_NODE_MISMATCH = 86, 87, 88
-_TAIL_LINES = 40
-
-# Runs first in every build container: refuse an image that cannot make the target's bytes, and
-# add the extra CA bundle to the image's own trust store (replacing it would break public hosts).
-_PRELUDE = """set -eu
-m=$(uname -m)
-if [ "$m" != "{machine}" ]; then
-  echo "pll: the image runs $m code but the layer is for {machine}" >&2; exit {arch_exit}
-fi
-if [ -f {ca} ]; then
-  : > /tmp/pll-ca.pem
-  for f in /etc/ssl/certs/ca-certificates.crt /etc/pki/tls/certs/ca-bundle.crt; do
-    if [ -f "$f" ]; then cat "$f" >> /tmp/pll-ca.pem; break; fi
-  done
-  cat {ca} >> /tmp/pll-ca.pem
-  export PIP_CERT=/tmp/pll-ca.pem SSL_CERT_FILE=/tmp/pll-ca.pem REQUESTS_CA_BUNDLE=/tmp/pll-ca.pem
-  export NODE_EXTRA_CA_CERTS={ca} npm_config_cafile=/tmp/pll-ca.pem
-fi
-"""
-
-_PYTHON = """py=$(command -v python3 || command -v python)
-v=$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-if [ "$v" != "{version}" ]; then
-  echo "pll: the image has Python $v but the runtime is Python {version}" >&2
-  exit {py_exit}
-fi
-echo "pll: $("$py" -m pip --version)"
-"$py" -m pip install --no-deps --no-compile --disable-pip-version-check --progress-bar off \\
-  -r {inp}/requirements.txt --target {out}/{prefix}
-"""
-
-_NODE = """v=$(node -p 'process.versions.node.split(".")[0]')
-if [ "$v" != "{version}" ]; then
-  echo "pll: the image has Node.js $v but the runtime is Node.js {version}" >&2
-  exit {node_exit}
-fi
-mkdir -p {out}/nodejs && cp {inp}/package.json {inp}/package-lock.json {out}/nodejs/
-cd {out}/nodejs
-echo "pll: npm $(npm --version)"
-npm ci --omit=dev --no-audit --no-fund
-rm -f package.json package-lock.json
-"""
 
 
 class DockerBuilder:
@@ -67,8 +25,11 @@ class DockerBuilder:
 
     name = "docker"
 
+    def __init__(self, client: Any = None) -> None:
+        self._client = client  # a docker SDK client; None: from the environment, on first build
+
     def build(self, spec: LayerSpec, fp: Fingerprint, root: Path, log: Log) -> None:
-        client = docker_client()
+        client = self._client if self._client is not None else docker_client()
         image = ensure_image(client, spec.build_image, DOCKER_PLATFORM[spec.architecture], log)
         with tempfile.TemporaryDirectory(prefix="pll-docker-in-") as inp:
             for name, text in fp.install_files.items():
@@ -78,9 +39,8 @@ class DockerBuilder:
                        cache_volume(client, image, log): {"bind": _CACHE, "mode": "rw"}}
             if spec.ca_bundle:
                 volumes[str(spec.ca_bundle)] = {"bind": _CA, "mode": "ro"}
-            script = build_script(spec)
             log(f"docker: building in {spec.build_image} ({spec.architecture})")
-            run_container(client, image, script, volumes, spec, log)
+            run_container(client, image, build_script(spec), volumes, spec, log)
 
 
 def cache_volume(client: Any, image: Any, log: Log) -> str:
@@ -92,107 +52,66 @@ def cache_volume(client: Any, image: Any, log: Log) -> str:
     """
     import docker.errors
 
-    name = CACHE_VOLUME_PREFIX + image.id.split(":")[-1][:16]
+    name: str = CACHE_VOLUME_PREFIX + image.id.split(":")[-1][:16]
     try:
         client.volumes.get(name)
         return name
     except docker.errors.NotFound:
         pass
     client.volumes.create(name, labels={"pulumi-lambda-layers": "package-cache"})
-    client.containers.run(image.id, ["chmod", "1777", _CACHE], user="0:0", remove=True,
-                          network_mode="none", volumes={name: {"bind": _CACHE, "mode": "rw"}})
+    end = containers.run(client, image, ["chmod", "1777", _CACHE], lambda line: log("  " + line),
+                         user="0:0", network_mode="none",
+                         volumes={name: {"bind": _CACHE, "mode": "rw"}})
+    if end.code != 0:  # left in place, the volume would stay unwritable for every later build
+        client.volumes.get(name).remove(force=True)
+        raise BuildError("docker", f"could not make the package cache volume {name} writable "
+                         f"(chmod exited with {end.code})", "\n".join(end.tail),
+                         "the build image needs /bin/chmod; pass image= with one")
     log(f"docker: made package cache volume {name} (pip and npm downloads kept between builds)")
     return name
 
 
 def build_script(spec: LayerSpec) -> str:
-    """The shell script a build container runs for this spec."""
-    values = {
-        "machine": UNAME_MACHINE[spec.architecture], "ca": _CA, "inp": _IN, "out": _OUT,
-        "prefix": spec.runtime.layer_prefix, "version": spec.runtime.version,
-        "arch_exit": _EXIT_ARCH_MISMATCH, "py_exit": _EXIT_PYTHON_MISMATCH,
-        "node_exit": _EXIT_NODE_MISMATCH,
-    }
-    body = _PYTHON if spec.runtime.language == "python" else _NODE
-    return (_PRELUDE + body).format(**values)
+    """The shell script a build container runs for this spec (its values: build_environment)."""
+    body = "python.sh" if spec.runtime.language == "python" else "node.sh"
+    return containers.script("pulumi_lambda_layers.build", "prelude.sh", body)
 
 
-def docker_client() -> Any:
-    """A docker SDK client that answers, or a BuildError saying how to start Docker."""
-    import docker
-
-    try:
-        client = docker.from_env()
-        client.ping()
-        return client
-    except Exception as exc:  # the SDK raises several types for "no daemon"; all mean the same
-        where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-        raise BuildError("docker", f"no Docker engine answers at {where} ({exc.__class__.__name__})",
-                         fix="start Docker (`sudo systemctl start docker`, or `dockerd &`; in this "
-                             "repo `make docker`), set DOCKER_HOST, or use builder='local'") from None
-
-
-def ensure_image(client: Any, image: str, platform: str, log: Log) -> Any:
-    """The image object, pulled for the platform when it is not present locally."""
-    import docker.errors
-
-    try:
-        return client.images.get(image)
-    except docker.errors.ImageNotFound:
-        pass
-    log(f"docker: pulling {image} for {platform}")
-    try:
-        return client.images.pull(image, platform=platform)
-    except docker.errors.APIError as exc:
-        raise BuildError("docker pull", f"could not get image {image} for {platform}: "
-                         f"{exc.explanation or exc}",
-                         fix="check the registry is reachable (docker login, proxy), or build/load "
-                             "the image locally and pass image=") from None
+def build_environment(spec: LayerSpec) -> dict[str, str]:
+    """The build container's environment: the script's inputs, the package caches, the proxy."""
+    env = {"HOME": "/tmp", "PIP_BREAK_SYSTEM_PACKAGES": "1", "PIP_ROOT_USER_ACTION": "ignore",
+           "npm_config_update_notifier": "false", "PIP_CACHE_DIR": f"{_CACHE}/pip",
+           "npm_config_cache": f"{_CACHE}/npm",
+           "PLL_MACHINE": UNAME_MACHINE[spec.architecture], "PLL_VERSION": spec.runtime.version,
+           "PLL_PREFIX": spec.runtime.layer_prefix, "PLL_IN": _IN, "PLL_OUT": _OUT, "PLL_CA": _CA}
+    for key, value in spec.proxy.items():
+        env[key] = env[key.lower()] = value
+    return env
 
 
 def run_container(client: Any, image: Any, script: str, volumes: dict[str, dict[str, str]],
                   spec: LayerSpec, log: Log) -> None:
     """Run script in image, stream its log, raise BuildError with the tail when it fails."""
+
     # volumes mounts the package cache volume at _CACHE (DockerBuilder.build always does).
-    env = {"HOME": "/tmp", "PIP_BREAK_SYSTEM_PACKAGES": "1", "PIP_ROOT_USER_ACTION": "ignore",
-           "npm_config_update_notifier": "false", "PIP_CACHE_DIR": f"{_CACHE}/pip",
-           "npm_config_cache": f"{_CACHE}/npm"}
-    for key, value in spec.proxy.items():
-        env[key] = env[key.lower()] = value
-    container = client.containers.run(
-        image.id, ["sh", "-c", script], detach=True, environment=env, volumes=volumes,
-        user=f"{os.getuid()}:{os.getgid()}", network_mode=spec.network_mode, working_dir="/tmp")
-    tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
-    try:
-        for line in _lines(container.logs(stream=True, follow=True)):
-            tail.append(line)
-            log("  " + line)
-        code = container.wait().get("StatusCode", 1)
-    finally:
-        container.remove(force=True)
-    if code == 0:
+    end = containers.run(client, image, ["sh", "-c", script], lambda line: log("  " + line),
+                         environment=build_environment(spec), volumes=volumes,
+                         user=f"{os.getuid()}:{os.getgid()}", network_mode=spec.network_mode,
+                         working_dir="/tmp")
+    if end.code == 0:
         return
-    tail_text = "\n".join(tail)
+    if spec.runtime.language == "python":
+        other_version = (f"pass image= with Python {spec.runtime.version}, or a runtime matching "
+                         "the image")
+    else:
+        other_version = f"pass image= with Node.js {spec.runtime.version}"
     fixes = {
-        _EXIT_PYTHON_MISMATCH: f"pass image= with Python {spec.runtime.version}, or a runtime "
-                               "matching the image",
-        _EXIT_NODE_MISMATCH: f"pass image= with Node.js {spec.runtime.version}",
-        _EXIT_ARCH_MISMATCH: "use an image for the target architecture (multi-arch tags need "
-                             "qemu/binfmt for foreign architectures)",
+        Refusal.VERSION: other_version,
+        Refusal.ARCHITECTURE: "use an image for the target architecture (multi-arch tags need "
+                              "qemu/binfmt for foreign architectures)",
     }
-    problem = next((line.removeprefix("pll: ") for line in reversed(tail)
-                    if line.startswith("pll: ") and code in fixes), f"the build exited with {code}")
-    raise BuildError(f"docker build in {spec.build_image}", problem, tail_text,
-                     fixes.get(code, "see the output above; " + shlex.quote(spec.build_image)
-                               + " must be able to install the packages for the target"))
-
-
-def _lines(stream: Any) -> Any:
-    buf = b""
-    for chunk in stream:
-        buf += chunk
-        while b"\n" in buf:
-            line, buf = buf.split(b"\n", 1)
-            yield line.decode(errors="replace").rstrip("\r")
-    if buf:
-        yield buf.decode(errors="replace")
+    fix = fixes.get(end.refusal) if end.refusal is not None else None
+    problem = end.said if fix is not None and end.said else f"the build exited with {end.code}"
+    raise BuildError(f"docker build in {spec.build_image}", problem, "\n".join(end.tail),
+                     fix or ("see the output above; " + shlex.quote(spec.build_image)
+                             + " must be able to install the packages for the target"))

@@ -1,4 +1,4 @@
-"""Layers built package by package (Python and Node.js): only packages without a cached pack are installed and compressed."""
+"""Layers built package by package (Python, Node.js): only packages without a cached pack are built."""
 
 from __future__ import annotations
 
@@ -14,21 +14,21 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from pulumi_lambda_layers.build import npmtree
-from pulumi_lambda_layers.build import packs
+from pulumi_lambda_layers.build import npmtree, packs
 from pulumi_lambda_layers.build.archive import ZipResult, collect
-from pulumi_lambda_layers.build.local import LocalBuilder, _proxy_env, check_install_scripts
-from pulumi_lambda_layers.sources.fingerprint import Fingerprint
+from pulumi_lambda_layers.build.local import (
+    LocalBuilder,
+    _proxy_env,
+    check_install_scripts,
+)
 from pulumi_lambda_layers.build.rawzip import DEFLATE
+from pulumi_lambda_layers.errors import NotSplittable, NpmUnsupported, PackConflict
 from pulumi_lambda_layers.runtimes import NPM_CPU
+from pulumi_lambda_layers.sources.fingerprint import Fingerprint
 from pulumi_lambda_layers.spec import LayerSpec
-from pulumi_lambda_layers.validate.checks import Finding, check_binary
+from pulumi_lambda_layers.validate import Finding, check_binary
 
 COMPRESS_LEVEL = 6  # the level make_zip uses, so both paths give the same bytes
-
-
-class NotSplittable(Exception):
-    """The installed files cannot be told apart per package (then the whole layer is packed at once)."""
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ def _node(spec: LayerSpec, fp: Fingerprint, work: Path, output: Path,
     check_install_scripts(spec, lock_text, log)
     try:
         units = npmtree.installed(json.loads(lock_text), NPM_CPU[spec.architecture])
-    except npmtree.Unsupported as exc:
+    except NpmUnsupported as exc:
         raise NotSplittable(str(exc)) from None
     keys = {u.path: node_package_key(spec, u) for u in units}
     found = {path: packs.load(key) for path, key in keys.items()}
@@ -117,7 +117,7 @@ def _node(spec: LayerSpec, fp: Fingerprint, work: Path, output: Path,
         with ThreadPoolExecutor(max_workers=8, thread_name_prefix="pll-npm") as pool:
             try:
                 list(pool.map(fetch_and_unpack, missing))
-            except npmtree.Unsupported as exc:
+            except NpmUnsupported as exc:
                 raise NotSplittable(str(exc)) from None
         for u in missing:
             files = collect(roots[u.path], spec.exclude, spec.slim)
@@ -129,7 +129,7 @@ def _node(spec: LayerSpec, fp: Fingerprint, work: Path, output: Path,
     try:
         npmtree.write_tree(lock_text, units, tree / "nodejs",
                            lambda rel: f"nodejs/{rel}" in names)
-    except npmtree.Unsupported as exc:
+    except NpmUnsupported as exc:
         raise NotSplittable(str(exc)) from None
     tree_files = collect(tree, spec.exclude, spec.slim)
     # The hidden lockfile and .bin links depend on the whole tree: packed for this layer only.
@@ -151,7 +151,7 @@ def _checker(spec: LayerSpec) -> packs.Check:
 def _assemble(ready: list[packs.Pack], output: Path, stats: PackStats) -> Assembled:
     try:
         result = packs.assemble(ready, output)
-    except packs.Conflict as exc:
+    except PackConflict as exc:
         raise NotSplittable(str(exc)) from None
     return Assembled(result, packs.checked(ready), stats)
 

@@ -6,12 +6,12 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from pulumi_lambda_layers.errors import BuildError
-from pulumi_lambda_layers.sources.fingerprint import Fingerprint
+from pulumi_lambda_layers.errors import BuildError, NoCompatibleWheel
+from pulumi_lambda_layers.log import Sink as Log
 from pulumi_lambda_layers.runtimes import NPM_CPU
+from pulumi_lambda_layers.sources.fingerprint import Fingerprint
 from pulumi_lambda_layers.spec import LayerSpec
 from pulumi_lambda_layers.tools import npm_command, uv_command
-from pulumi_lambda_layers.build.select import Log, NoCompatibleWheel
 
 # uv's wording when a pinned package has no wheel for the target (and sdists are refused).
 _NO_WHEEL_MARKERS = ("no wheels with a matching", "has no usable wheels", "only-binary",
@@ -46,7 +46,7 @@ class LocalBuilder:
             lowered = proc.stderr.lower()
             if any(marker in lowered for marker in _NO_WHEEL_MARKERS):
                 raise NoCompatibleWheel(_no_wheel_reason(proc.stderr, platform, spec.runtime.version))
-            raise BuildError("local build (uv)", f"uv exited with {proc.returncode}",
+            raise BuildError("uv pip install", f"exited with {proc.returncode}",
                              proc.stderr[-4000:])
 
     def _node(self, spec: LayerSpec, fp: Fingerprint, root: Path, log: Log) -> None:
@@ -63,7 +63,7 @@ class LocalBuilder:
         for name in fp.install_files:
             (project / name).unlink(missing_ok=True)
         if proc.returncode != 0:
-            raise BuildError("local build (npm ci)", f"npm exited with {proc.returncode}",
+            raise BuildError("npm ci", f"exited with {proc.returncode}",
                              (proc.stdout + proc.stderr)[-4000:])
 
 

@@ -1,4 +1,4 @@
-"""What `npm ci --omit=dev --ignore-scripts --os --cpu --libc` installs, worked out from the lock, unpacked as npm does.
+"""What `npm ci --omit=dev --ignore-scripts --os --cpu --libc` installs, from the lock, unpacked.
 
 npm itself costs most of a second to start and plan even for one package, so a one-package bump
 that ran it would cost as much as a cold build. Instead the tree is read from package-lock.json
@@ -24,14 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pulumi_lambda_layers.errors import NpmUnsupported as Unsupported
+
 # Bump when unpack() or tree() writes other files or modes for the same tarballs (part of every
 # Node pack key).
 UNPACK_FORMAT = 1
 _ALGORITHMS = ("sha512", "sha384", "sha256", "sha1")  # strongest first, as ssri picks
-
-
-class Unsupported(Exception):
-    """The lock holds something these rules do not model; npm installs the layer instead."""
 
 
 @dataclass(frozen=True)
@@ -337,7 +335,7 @@ def fetch(unit: Unit, env: dict[str, str], ca_bundle: str | None) -> bytes:
                                          urllib.request.HTTPSHandler(context=context))
     try:
         with opener.open(url, timeout=60) as response:
-            data = response.read()
+            data = bytes(response.read())
     except OSError as exc:
         raise Unsupported(f"could not download {url} ({exc})") from None
     if hashlib.new(algorithm, data).digest() != digest:

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import json
 import os
 import struct
-import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from pulumi_lambda_layers.atomic import atomic_file
+from pulumi_lambda_layers.build.archive import HashingWriter as _Hashing
 from pulumi_lambda_layers.build.archive import ZipResult, compressed
 from pulumi_lambda_layers.build.cache import cache_dir
-from pulumi_lambda_layers.errors import BuildError
 from pulumi_lambda_layers.build.rawzip import Entry, read_at, write_zip
-from pulumi_lambda_layers.validate.checks import Finding
+from pulumi_lambda_layers.errors import BuildError
+from pulumi_lambda_layers.errors import PackConflict as Conflict
+from pulumi_lambda_layers.validate import Finding
 
 # Bump when what a pack holds for a key changes: its entries, their compression, or the checks
 # recorded with them (validate's binary checks).
@@ -28,10 +31,6 @@ _MAGIC = b"PLLPACK1"
 
 # What a file is checked with when it is packed: (zip path, file on disk) -> findings.
 Check = Callable[[str, Path], list[Finding]]
-
-
-class Conflict(Exception):
-    """Two packs hold the same zip path: the layer cannot be assembled from them."""
 
 
 @dataclass(frozen=True)
@@ -79,8 +78,6 @@ def create(key: str, files: Sequence[tuple[str, Path | str]], level: int, check:
     """Compress files (sorted zip paths, each a file or a symlink target) into the pack of key,
     in the cache or, for entries no other layer can reuse, at path."""
     path = path or pack_path(key)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".pll-", suffix=".pack", dir=path.parent)
     rows: list[tuple[Entry, int]] = []
     digest = hashlib.sha256()
     # The binary checks (pure Python, holding the GIL) run beside the compression (which does not).
@@ -88,7 +85,7 @@ def create(key: str, files: Sequence[tuple[str, Path | str]], level: int, check:
     checking = checker.submit(lambda: {rel: found for rel, full in files if isinstance(full, Path)
                                        for found in [check(rel, full)] if found})
     try:
-        with os.fdopen(fd, "wb") as out:
+        with atomic_file(path) as out:
             offset = 0
             for entry, chunks in compressed(files, level):
                 rows.append((entry, offset))
@@ -103,10 +100,6 @@ def create(key: str, files: Sequence[tuple[str, Path | str]], level: int, check:
                                separators=(",", ":")).encode()
             out.write(index)
             out.write(_TRAILER.pack(len(index), _MAGIC))
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
     finally:
         checker.shutdown(wait=True, cancel_futures=True)
     return Pack(key, path, tuple(rows), findings)
@@ -119,23 +112,17 @@ def assemble(packs: Sequence[Pack], output: Path) -> ZipResult:
     """
     located = sorted(((e.name.encode(), e, i, off) for i, p in enumerate(packs)
                       for e, off in p.entries), key=lambda row: row[0])
-    for a, b in zip(located, located[1:]):
+    for a, b in itertools.pairwise(located):
         if a[0] == b[0]:
             raise Conflict(f"{a[1].name} is in two packages")
     if not located:
         raise BuildError("package", "no files to pack",
                          fix="the build installed nothing, or exclude=/slim= removed every file")
-    output.parent.mkdir(parents=True, exist_ok=True)
     fds = [os.open(p.path, os.O_RDONLY) for p in packs]
-    fd, tmp_name = tempfile.mkstemp(prefix=".pll-", suffix=".zip", dir=output.parent)
     try:
-        with os.fdopen(fd, "wb") as raw:
+        with atomic_file(output) as raw:
             out = _Hashing(raw)
             write_zip(out, ((e, read_at(fds[i], off, e.csize)) for _, e, i, off in located))
-        os.replace(tmp_name, output)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
     finally:
         for f in fds:
             os.close(f)
@@ -151,18 +138,6 @@ def checked(packs: Sequence[Pack]) -> dict[str, list[Finding]]:
         for e, _ in p.entries:
             out[e.name] = p.findings.get(e.name, [])
     return out
-
-
-class _Hashing:
-    """A write-only file that hashes what passes through it (the zip's sha256 in the same pass)."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self.raw, self.digest, self.size = raw, hashlib.sha256(), 0
-
-    def write(self, data: bytes) -> int:
-        self.digest.update(data)
-        self.size += len(data)
-        return self.raw.write(data)
 
 
 def _fields(e: Entry) -> list[object]:

@@ -1,4 +1,4 @@
-"""The pipeline: spec -> fingerprint -> build -> package -> validate -> the layer zip at its path."""
+"""The pipeline, as named steps: resolve -> cache lookup -> install -> package -> validate -> store."""
 
 from __future__ import annotations
 
@@ -8,23 +8,23 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pulumi_lambda_layers.build import cache
 from pulumi_lambda_layers.build.archive import ZipResult, file_sha256, make_zip
-from pulumi_lambda_layers.errors import ValidationError
-from pulumi_lambda_layers.sources.fingerprint import Fingerprint, fingerprint
 from pulumi_lambda_layers.build.slots import build_slot
+from pulumi_lambda_layers.errors import LayerError, ValidationError, step
+from pulumi_lambda_layers.log import Sink, emit, to
+from pulumi_lambda_layers.sources.fingerprint import Fingerprint, fingerprint
 from pulumi_lambda_layers.spec import LayerSpec
-from pulumi_lambda_layers.validate.checks import Finding, Report, inspect_zip
+from pulumi_lambda_layers.validate import Finding, Report, inspect_zip
 
 if TYPE_CHECKING:
-    from pulumi_lambda_layers.build.select import Outcome
-    from pulumi_lambda_layers.build.incremental import PackStats
     from pulumi_lambda_layers.aws.layers import AwsTarget
+    from pulumi_lambda_layers.build.incremental import PackStats
+    from pulumi_lambda_layers.build.select import Installed, Outcome
 
 
 @dataclass(frozen=True)
@@ -53,103 +53,136 @@ class BuildResult:
         }
 
 
-def build_layer(spec: LayerSpec, output: str | Path, log: Callable[[str], None] = print,
+def build_layer(spec: LayerSpec, output: str | Path, log: Sink | None = None,
                 fp: Fingerprint | None = None, *, use_cache: bool = False,
                 cache_bucket: str | None = None, cache_prefix: str = "",
                 cache_target: AwsTarget | None = None) -> BuildResult:
     """Build the spec into `output`. On any failure nothing is written to `output`.
 
-    With use_cache, a zip already built for the content hash (on this machine, or in
-    cache_bucket under cache_prefix) is returned without building; a new build is cached there.
+    The steps, in order: resolve (fingerprint, unless fp is given) -> cache lookup -> install ->
+    package -> validate -> store. With use_cache, a zip already built for the content hash (on
+    this machine, or in cache_bucket under cache_prefix) is returned without building; a new
+    build is cached there. This is the one place cache hits are handled. Progress goes to the
+    log channel (log=: a sink for this call). A failed step raises a LayerError named for it.
     """
-    output = Path(output).resolve()
-    fp = fp or fingerprint(spec)
-    log(f"fingerprint: {fp.content_hash[:16]} ({len(fp.packages)} packages)")
-    if use_cache:
-        hit = cache.lookup(fp.content_hash)
-        if hit is None and cache_bucket:
-            hit = cache.fetch(cache_target or _default_target(), cache_bucket, cache_prefix, fp.content_hash, log)
+    with to(log):
+        output = Path(output).resolve()
+        given = fp is not None
+        fp = fp or resolve(spec)
+        emit(f"fingerprint: {fp.content_hash[:16]} ({len(fp.packages)} packages)")
+        store = _Store(fp.content_hash, cache_bucket, cache_prefix, cache_target) \
+            if use_cache else None
+        hit = store.lookup() if store else None
+        if hit is not None:
+            return _from_cache(spec, fp, hit, output)
+        with build_slot(fp.content_hash, emit):
+            # A build of the same content that we waited for has put its zip in the cache.
+            hit = store.lookup(local_only=True) if store else None
             if hit is not None:
-                log(f"cache: got {fp.content_hash[:16]} from s3://{cache_bucket}/{cache_prefix}")
-        if hit is not None:
-            return _from_cache(spec, fp, hit, output, log)
-    with build_slot(fp.content_hash, log):
-        # A build of the same content that we waited for has put its zip in the cache.
-        hit = cache.lookup(fp.content_hash) if use_cache else None
-        if hit is not None:
-            return _from_cache(spec, fp, hit, output, log)
-        return _build(spec, fp, output, log, use_cache, cache_bucket, cache_prefix, cache_target)
+                return _from_cache(spec, fp, hit, output)
+            if given and spec.source.kind == "source_dir":
+                check_source_unchanged(spec, fp.content_hash)
+            return _build(spec, fp, output, store)
 
 
-def _build(spec: LayerSpec, fp: Fingerprint, output: Path, log: Callable[[str], None],
-           use_cache: bool, cache_bucket: str | None, cache_prefix: str,
-           cache_target: AwsTarget | None) -> BuildResult:
-    """build_layer without a cache hit: install, package, validate, then cache the zip."""
+def resolve(spec: LayerSpec) -> Fingerprint:
+    """Step resolve: the content hash and package set of the spec (SpecError/ResolveError name
+    the argument)."""
+    return fingerprint(spec)
+
+
+def _build(spec: LayerSpec, fp: Fingerprint, output: Path, store: _Store | None) -> BuildResult:
+    """The steps after a cache miss: install, package, validate, then put the zip in place."""
+    from pulumi_lambda_layers.build.select import install, step_name
+
     work = Path(tempfile.mkdtemp(prefix="pll-build-"))
     try:
-        staged, outcome, checked, packed = _package(spec, fp, work, log)
-        report = inspect_zip(staged.path, spec.runtime, spec.architecture, checked)
-        log(f"validate: {'ok' if report.ok else 'FAILED'} ({staged.file_count} files, "
-            f"{staged.zipped_size:,} bytes zipped, {staged.unzipped_size:,} unzipped)")
-        if not report.ok:
-            raise ValidationError(report)
-        final = _install(staged, output, move=True)
+        staged_path = work / "layer.zip"
+        installed = install(spec, fp, work, staged_path)
+        builder = installed.outcome.builder
+        with step(step_name("package", spec, builder)):
+            staged, checked, packed = package(spec, installed, staged_path)
+        with step(step_name("validate", spec, builder)):
+            report = validate(spec, staged, checked)
+        with step(step_name("store", spec, builder)):
+            final = _place(staged, output, move=True)
     finally:
         discard(work)
-    if use_cache:
-        cache.store(fp.content_hash, final.path, final.sha256,
-                    {"builder": outcome.builder, "builder_reason": outcome.reason,
-                     "report": report.to_dict()})
-        if cache_bucket:
-            cache.push(cache_target or _default_target(), cache_bucket, cache_prefix,
-                       fp.content_hash)
-            log(f"cache: put {fp.content_hash[:16]} in s3://{cache_bucket}/{cache_prefix}")
+    if store is not None:
+        with step(step_name("store", spec, builder)):
+            store.put(final, installed.outcome, report)
     warnings = [f.message for f in report.findings if f.severity == "warning"]
-    return BuildResult(fp.content_hash, fp.packages, outcome.builder, outcome.reason, final,
+    return BuildResult(fp.content_hash, fp.packages, builder, installed.outcome.reason, final,
                        report, warnings, packed)
 
 
-def _package(spec: LayerSpec, fp: Fingerprint, work: Path,
-             log: Callable[[str], None]
-             ) -> tuple[ZipResult, Outcome, dict[str, list[Finding]], PackStats | None]:
-    """Install and zip: a local build package by package (reusing cached packs), anything else
-    whole. Returns the zip, who built it, the entries already binary-checked and,
+def package(spec: LayerSpec, installed: Installed, staged: Path
+            ) -> tuple[ZipResult, dict[str, list[Finding]], PackStats | None]:
+    """Step package: the deterministic zip of what was installed (a local build package by
+    package comes assembled already). Returns the zip, the entries already binary-checked and,
     package by package, what was reused."""
-    # Imported here, not at the top: a cache hit never builds and starts faster without them.
-    from pulumi_lambda_layers.build import incremental
-    from pulumi_lambda_layers.build.select import NoCompatibleWheel, Outcome, run_builder
-
-    staged = work / "layer.zip"
-    if spec.source.kind == "source_dir":
-        log(f"package: zipping {spec.source.path.name}")
-        zipped = make_zip(spec.source.path, staged, spec.exclude, spec.slim)
-        return zipped, Outcome("none", "source_dir is shipped as it is"), {}, None
-    if spec.builder in ("local", "auto"):  # Python requirements/locks and package.json
-        try:
-            done = incremental.build(spec, fp, work, staged, log)
-        except NoCompatibleWheel:
-            pass  # run_builder below says why and, for auto, builds in Docker instead
-        except incremental.NotSplittable as exc:
-            log(f"package: cannot pack package by package ({exc}); packing the whole layer")
-        else:
-            s = done.stats
-            log(f"package: {len(s.reused)} packages from the pack cache, {len(s.packed)} packed "
-                f"now ({s.files_compressed} files compressed)")
-            reason = ("builder='local' was asked for" if spec.builder == "local" else
-                      "auto: every package has a prebuilt artifact for "
-                      f"{spec.runtime.id} {spec.architecture}")
-            return done.zip, Outcome("local", reason), done.checked, s
-    root = work / "full"
-    root.mkdir()
-    outcome = run_builder(spec, fp, root, log)
-    log(f"package: zipping {root.name}")
-    return make_zip(root, staged, spec.exclude, spec.slim), outcome, {}, None
+    done = installed.assembled
+    if done is not None:
+        s = done.stats
+        emit(f"package: {len(s.reused)} packages from the pack cache, {len(s.packed)} packed "
+             f"now ({s.files_compressed} files compressed)")
+        return done.zip, done.checked, s
+    assert installed.root is not None
+    emit(f"package: zipping {installed.root.name}")
+    return make_zip(installed.root, staged, spec.exclude, spec.slim), {}, None
 
 
-def _from_cache(spec: LayerSpec, fp: Fingerprint, hit: Path, output: Path,
-                log: Callable[[str], None]) -> BuildResult:
+def validate(spec: LayerSpec, staged: ZipResult, checked: dict[str, list[Finding]]) -> Report:
+    """Step validate: every rule of the target; ValidationError (with the report) when broken."""
+    report = inspect_zip(staged.path, spec.runtime, spec.architecture, checked)
+    emit(f"validate: {'ok' if report.ok else 'FAILED'} ({staged.file_count} files, "
+         f"{staged.zipped_size:,} bytes zipped, {staged.unzipped_size:,} unzipped)")
+    if not report.ok:
+        raise ValidationError(report)
+    return report
+
+
+@dataclass(frozen=True)
+class _Store:
+    """Steps cache lookup and store: this machine's cache, then the shared one in S3."""
+
+    content_hash: str
+    bucket: str | None
+    prefix: str
+    target: AwsTarget | None
+
+    def lookup(self, local_only: bool = False) -> Path | None:
+        hit = cache.lookup(self.content_hash)
+        if hit is None and self.bucket and not local_only:
+            hit = cache.fetch(self._target(), self.bucket, self.prefix, self.content_hash, emit)
+            if hit is not None:
+                emit(f"cache: got {self.content_hash[:16]} from s3://{self.bucket}/{self.prefix}")
+        return hit
+
+    def put(self, final: ZipResult, outcome: Outcome, report: Report) -> None:
+        cache.store(self.content_hash, final.path, final.sha256,
+                    {"builder": outcome.builder, "builder_reason": outcome.reason,
+                     "report": report.to_dict()})
+        if self.bucket:
+            cache.push(self._target(), self.bucket, self.prefix, self.content_hash)
+            emit(f"cache: put {self.content_hash[:16]} in s3://{self.bucket}/{self.prefix}")
+
+    def _target(self) -> AwsTarget:
+        return self.target or _default_target()
+
+
+def check_source_unchanged(spec: LayerSpec, content_hash: str) -> None:
+    """A folder fingerprinted earlier (at program time) must still hold what was hashed."""
+    now = fingerprint(spec).content_hash
+    if now != content_hash:
+        raise LayerError("source_dir", f"{spec.source.path} changed after the program read it "
+                         f"(hash {content_hash[:12]} then, {now[:12]} now)",
+                         "run `pulumi up` again")
+
+
+def _from_cache(spec: LayerSpec, fp: Fingerprint, hit: Path, output: Path) -> BuildResult:
     """The BuildResult of a cached zip, copied to output (no install, no compression)."""
-    log(f"cache: hit for {fp.content_hash[:16]}, not building")
+    emit(f"build: cache hit for {fp.content_hash[:16]}, not rebuilding")
     about = cache.facts(fp.content_hash) or {}
     sha256 = (about.get("sha256") or file_sha256(hit).hex())
     if "report" in about:
@@ -161,7 +194,7 @@ def _from_cache(spec: LayerSpec, fp: Fingerprint, hit: Path, output: Path,
     code_sha256 = base64.b64encode(bytes.fromhex(sha256)).decode()
     cached = ZipResult(hit, sha256, code_sha256, hit.stat().st_size, report.unzipped_size,
                        report.file_count)
-    final = cached if output == hit.resolve() else _install(cached, output)
+    final = cached if output == hit.resolve() else _place(cached, output)
     warnings = [f.message for f in report.findings if f.severity == "warning"]
     return BuildResult(fp.content_hash, fp.packages, "cache",
                        f"built before by {about.get('builder', 'an earlier build')}", final,
@@ -174,7 +207,7 @@ def _default_target() -> AwsTarget:
     return AwsTarget()
 
 
-def _install(staged: ZipResult, output: Path, move: bool = False) -> ZipResult:
+def _place(staged: ZipResult, output: Path, move: bool = False) -> ZipResult:
     """Put the validated zip at output atomically: renamed there (move) or hard-linked when on the
     same file system, copied otherwise. A link to a cached zip is safe: the cache checks every
     zip's sha256 before use, so a zip changed through output is never served again."""

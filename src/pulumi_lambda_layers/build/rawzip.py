@@ -14,9 +14,11 @@ import struct
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 import deflate
+
+from pulumi_lambda_layers.errors import BuildError
 
 STORED, DEFLATED = 0, 8
 # The compressor is libdeflate: at zlib's level 6 it is about 3x faster than zlib and its output
@@ -65,7 +67,9 @@ def compress(name: str, mode: int, data: bytes, level: int) -> tuple[Entry, byte
     is compressed: about twice its size, one big file at a time (archive.compressed's budget).
     """
     packed = deflate.deflate_compress(data, level)
-    return Entry(name, mode, DEFLATED, zlib.crc32(data), len(data), len(packed)), packed
+    # libdeflate hands back a bytearray; it is only ever written out, so it passes as bytes
+    # without a copy of what may be tens of megabytes.
+    return Entry(name, mode, DEFLATED, zlib.crc32(data), len(data), len(packed)), cast(bytes, packed)
 
 
 def stored(name: str, mode: int, data: bytes) -> tuple[Entry, bytes]:
@@ -89,7 +93,9 @@ def write_zip(out: Writer, entries: Iterable[tuple[Entry, Iterable[bytes]]]) -> 
     offset = 0
     for e, chunks in entries:
         if e.size > _ZIP64_LIMIT or e.csize > _ZIP64_LIMIT:
-            raise ValueError(f"{e.name}: {e.size:,} bytes is too big for a layer zip (2 GiB)")
+            raise BuildError("package", f"{e.name}: {e.size:,} bytes is too big for a layer "
+                             "zip (2 GiB)", fix="leave it out (exclude=) or ship it another way; "
+                             "Lambda's limit is 250 MB unzipped")
         name, flags = _name_and_flags(e.name)
         header = _LOCAL.pack(b"PK\x03\x04", _VERSION, 0, flags, e.method, _DOS_TIME, _DOS_DATE,
                              e.crc, e.csize, e.size, len(name), 0)
@@ -107,7 +113,9 @@ def write_zip(out: Writer, entries: Iterable[tuple[Entry, Iterable[bytes]]]) -> 
                      + name)
         offset += len(header) + len(name) + e.csize
         if offset > _ZIP64_LIMIT:
-            raise ValueError(f"the zip passes 2 GiB at {e.name}; Lambda's limit is 250 MB")
+            raise BuildError("package", f"the zip passes 2 GiB at {e.name}",
+                             fix="Lambda's limit is 250 MB unzipped: split the layer or leave "
+                                 "packages out (exclude=, slim=)")
     start = offset
     for record in central:
         out.write(record)

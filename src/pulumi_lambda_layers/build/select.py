@@ -1,16 +1,28 @@
-"""Build backends (docker, local) behind one small protocol, and the one place that picks one."""
+"""The install step: the one place that picks the builder (local or Docker) and runs it, once."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from pulumi_lambda_layers.errors import (
+    BuildError,
+    NoCompatibleWheel,
+    NotSplittable,
+    step,
+)
+from pulumi_lambda_layers.log import emit
 from pulumi_lambda_layers.sources.fingerprint import Fingerprint
 from pulumi_lambda_layers.spec import LayerSpec
 
+if TYPE_CHECKING:
+    from pulumi_lambda_layers.build.incremental import Assembled
+
 Log = Callable[[str], None]
+
+__all__ = ["Builder", "Installed", "Log", "NoCompatibleWheel", "Outcome", "install", "step_name"]
 
 
 class Builder(Protocol):
@@ -29,45 +41,70 @@ class Outcome:
     reason: str
 
 
-class NoCompatibleWheel(Exception):
-    """The local builder found no binary wheel for some package on the target (auto falls back)."""
+@dataclass(frozen=True)
+class Installed:
+    """What the install step made: a folder laid out as the zip root (the package step zips it),
+    or, for a local build package by package, the zip already assembled from packs."""
+
+    outcome: Outcome
+    root: Path | None = None
+    assembled: Assembled | None = None
 
 
-def run_builder(spec: LayerSpec, fp: Fingerprint, root: Path, log: Log) -> Outcome:
-    """Run the spec's builder; for 'auto', local when every package has a wheel, docker otherwise."""
-    from pulumi_lambda_layers.docker import DockerBuilder
-    from pulumi_lambda_layers.local import LocalBuilder
+def step_name(step: str, spec: LayerSpec, builder: str | None = None) -> str:
+    """How a failure names its step: "install (docker, python3.11 x86_64)"."""
+    target = f"{spec.runtime.id} {spec.architecture}"
+    return f"{step} ({builder}, {target})" if builder else f"{step} ({target})"
 
+
+def install(spec: LayerSpec, fp: Fingerprint, work: Path, staged: Path) -> Installed:
+    """Install the spec's packages for its target. The builder is chosen here and only here:
+    docker when asked; local (package by package when it can) when asked or for auto; auto goes
+    to Docker when the local attempt finds a package without a prebuilt artifact, without
+    installing anything locally again."""
+    if spec.source.kind == "source_dir":
+        return Installed(Outcome("none", "source_dir is shipped as it is"), root=spec.source.path)
     if spec.builder == "docker":
-        DockerBuilder().build(spec, fp, root, log)
-        return Outcome("docker", "builder='docker' was asked for")
-    if spec.builder == "local":
-        try:
-            LocalBuilder().build(spec, fp, root, log)
-        except NoCompatibleWheel as exc:
-            from pulumi_lambda_layers.errors import BuildError
-
-            raise BuildError("local build", str(exc),
+        return _whole(_docker(), spec, fp, work, Outcome("docker", "builder='docker' was asked for"))
+    reason = ("builder='local' was asked for" if spec.builder == "local" else
+              f"auto: every package has a prebuilt artifact for {spec.runtime.id} "
+              f"{spec.architecture}")
+    try:
+        return _local(spec, fp, work, staged, Outcome("local", reason))
+    except NoCompatibleWheel as exc:
+        if spec.builder == "local":
+            raise BuildError(step_name("install", spec, "local"), str(exc),
                              fix="use builder='docker' (or 'auto') to compile it in a "
                                  "Lambda-compatible container") from None
-        return Outcome("local", "builder='local' was asked for")
+        why = f"auto: {exc}; building in Docker instead"
+        emit(why)
+        return _whole(_docker(), spec, fp, work, Outcome("docker", why))
+
+
+def _local(spec: LayerSpec, fp: Fingerprint, work: Path, staged: Path,
+           outcome: Outcome) -> Installed:
+    """Package by package (only packages without a cached pack are installed), else whole."""
+    from pulumi_lambda_layers.build import incremental
+    from pulumi_lambda_layers.build.local import LocalBuilder
+
     try:
-        LocalBuilder().build(spec, fp, root, log)
-        return Outcome("local", "auto: every package has a prebuilt artifact for "
-                                f"{spec.runtime.id} {spec.architecture}")
-    except NoCompatibleWheel as exc:
-        reason = f"auto: {exc}; building in Docker instead"
-        log(reason)
-        _empty(root)
-        DockerBuilder().build(spec, fp, root, log)
-        return Outcome("docker", reason)
+        with step(step_name("install", spec, "local")):
+            return Installed(outcome, assembled=incremental.build(spec, fp, work, staged, emit))
+    except NotSplittable as exc:
+        emit(f"package: cannot pack package by package ({exc}); packing the whole layer")
+    return _whole(LocalBuilder(), spec, fp, work, outcome)
 
 
-def _empty(root: Path) -> None:
-    import shutil
+def _whole(builder: Builder, spec: LayerSpec, fp: Fingerprint, work: Path,
+           outcome: Outcome) -> Installed:
+    root = work / f"full-{builder.name}"
+    root.mkdir()
+    with step(step_name("install", spec, builder.name)):
+        builder.build(spec, fp, root, emit)
+    return Installed(outcome, root=root)
 
-    for child in root.iterdir():
-        if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child)
-        else:
-            child.unlink()
+
+def _docker() -> Builder:
+    from pulumi_lambda_layers.build.docker import DockerBuilder
+
+    return DockerBuilder()

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from pulumi_lambda_layers.resources.attachment import (LayerAttachment, LayerAttachmentProvider,
-                                                       check_attachment, diff_attachment)
-from pulumi_lambda_layers.resources.layer_build import (LambdaLayerBuild, LayerBuildProvider,
-                                                        LayerProps, check_props, diff_props,
-                                                        keep_auto_name)
+from pulumi_lambda_layers.resources.attachment import (
+                                                       LayerAttachment,
+                                                       LayerAttachmentProvider,
+                                                       check_attachment,
+                                                       diff_attachment,
+)
+from pulumi_lambda_layers.resources.checks import check_props, diff_props
+from pulumi_lambda_layers.resources.layer_build import (
+                                                       LambdaLayerBuild,
+                                                       LayerBuildProvider,
+                                                       LayerProps,
+                                                       keep_auto_name,
+)
 from pulumi_lambda_layers.resources.program_time import program_time_fingerprint
 from pulumi_lambda_layers.resources.sharing import export_layer, layer_from_stack
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pulumi
 from pulumi.dynamic import (
     CheckFailure,
     CheckResult,
+    ConfigureRequest,
     CreateResult,
     DiffResult,
     ReadResult,
@@ -19,10 +20,10 @@ from pulumi.dynamic import (
 )
 
 from pulumi_lambda_layers.aws import layers
-from pulumi_lambda_layers.errors import LayerError
+from pulumi_lambda_layers.errors import AttachError, LayerError
+from pulumi_lambda_layers.limits import MAX_LAYERS
 from pulumi_lambda_layers.resources.common import log, norm, unknown
 from pulumi_lambda_layers.resources.layer_build import LambdaLayerBuild
-
 
 # Applied in place: moving to other functions or another account attaches there first, then
 # detaches from the functions left behind (compared by ARN), so none is left without the layer;
@@ -76,9 +77,10 @@ def check_attachment(news: Mapping[str, Any]) -> list[CheckFailure]:
                                      "(arn:aws:lambda:<region>:<account>:layer:<name>:<version>); "
                                      "pass a LambdaLayerBuild or its layer_version_arn"))
     position = news.get("position")
-    if position is not None and (not isinstance(position, (int, float)) or not 0 <= position <= 4):
-        failures.append(CheckFailure("position", f"expected 0-4 (a function has at most 5 layers), "
-                                     f"got {position!r}"))
+    if position is not None and (not isinstance(position, (int, float))
+                                 or not 0 <= position < MAX_LAYERS):
+        failures.append(CheckFailure("position", f"expected 0-{MAX_LAYERS - 1} (a function has at "
+                                     f"most {MAX_LAYERS} layers), got {position!r}"))
     return failures
 
 
@@ -96,6 +98,12 @@ class LayerAttachmentProvider(ResourceProvider):
     """Points named functions at a layer version; reads back drift. Holds no state."""
 
     serialize_as_secret_always = False
+
+    def configure(self, req: ConfigureRequest) -> None:
+        # Called once in the provider host, right after the provider is unpickled.
+        from pulumi_lambda_layers.resources.host import clean_errors
+
+        clean_errors()
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         return CheckResult(news, check_attachment(news))
@@ -133,9 +141,9 @@ class LayerAttachmentProvider(ResourceProvider):
                 # The update fails, so the state keeps the old inputs: undo the attach too, so
                 # the functions match it again.
                 undone = functions.rollback(p.target, changes)
-                failed = list(exc.outcomes) if isinstance(exc, functions.AttachError) else \
+                failed = list(exc.outcomes) if isinstance(exc, AttachError) else \
                     [functions.FunctionOutcome("the functions no longer listed", str(exc))]
-                raise functions.AttachError("update (attach, then detach from the functions no "
+                raise AttachError("update (attach, then detach from the functions no "
                                          "longer listed)", p.layer_version_arn,
                                          [*undone, *failed]) from exc
         return UpdateResult({**news, "attached": {fn: p.layer_version_arn for fn in p.functions},
@@ -202,7 +210,8 @@ class LayerAttachment(pulumi.dynamic.Resource, module="lambda-layers", name="Lay
         where the functions are (another account through a role)."""
         # Not getattr(): on an Output (a StackReference value) it would lift the attribute lookup
         # onto the string inside and fail only at apply time.
-        version_arn = layer.layer_version_arn if isinstance(layer, pulumi.Resource) else layer
+        version_arn = cast(Any, layer).layer_version_arn if isinstance(layer, pulumi.Resource) \
+            else layer
         unzipped = layer.unzipped_size if isinstance(layer, LambdaLayerBuild) else None
         props = {"layer_version_arn": version_arn, "layer_unzipped_size": unzipped,
                  "functions": list(functions), "position": position,

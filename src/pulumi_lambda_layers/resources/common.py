@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
+
+from pulumi_lambda_layers.log import emit as log  # the one log channel (re-exported)
 
 
 def norm(value: Any) -> Any:
@@ -23,6 +24,4 @@ def unknown(value: Any) -> bool:
     return isinstance(value, Unknown) or (isinstance(value, str) and value == UNKNOWN)
 
 
-def log(message: str) -> None:
-    # The dynamic provider has no engine log channel; the engine shows its stderr per resource.
-    print(f"[lambda-layers] {message}", file=sys.stderr, flush=True)
+__all__ = ["log", "norm", "unknown"]

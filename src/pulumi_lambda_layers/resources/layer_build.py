@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,8 +10,8 @@ from typing import Any
 
 import pulumi
 from pulumi.dynamic import (
-    CheckFailure,
     CheckResult,
+    ConfigureRequest,
     CreateResult,
     DiffResult,
     ReadResult,
@@ -20,25 +19,18 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from pulumi_lambda_layers.build import cache
-from pulumi_lambda_layers.aws import layers
-from pulumi_lambda_layers.aws import retention
+from pulumi_lambda_layers.aws import layers, retention
 from pulumi_lambda_layers.aws.functions import layer_base_arn
+from pulumi_lambda_layers.build import cache
 from pulumi_lambda_layers.errors import LayerError, SpecError
-from pulumi_lambda_layers.sources.fingerprint import Fingerprint
-from pulumi_lambda_layers.naming import LAYER_NAME, ROLE_ARN, default_layer_name, owner_label
-from pulumi_lambda_layers.runtimes import RUNTIMES, get_runtime
-from pulumi_lambda_layers.spec import LayerSpec, Source
-from pulumi_lambda_layers.resources.common import log, norm, unknown
+from pulumi_lambda_layers.naming import default_layer_name, owner_label
+from pulumi_lambda_layers.resources.checks import check_props, diff_props
+from pulumi_lambda_layers.resources.common import log, norm
 from pulumi_lambda_layers.resources.faults import fault_point
+from pulumi_lambda_layers.runtimes import get_runtime
+from pulumi_lambda_layers.sources.fingerprint import Fingerprint
+from pulumi_lambda_layers.spec import LayerSpec, Source
 
-# Inputs whose change means new bytes or a different layer: a new immutable version (replace).
-REPLACE_KEYS = ("content_hash", "layer_name", "runtime", "architecture", "compatible_runtimes",
-                "license_info", "region", "profile", "assume_role_arn")
-# Inputs applied in place: sharing and retention; description applies from the next version;
-# owner and the deletion settings only need to reach the state (delete reads them from there).
-UPDATE_KEYS = ("share_with", "retain_versions", "retain_on_delete", "description", "owner",
-               "consumer_roles", "force_delete")
 OUTPUT_KEYS = ("layer_arn", "layer_version_arn", "version", "code_sha256", "code_size",
                "unzipped_size", "builder_used", "runtimes", "architectures")
 
@@ -109,132 +101,22 @@ class LayerProps:
                            dict(self.build.get("install_files") or {}))
 
 
-def check_props(news: Mapping[str, Any]) -> list[CheckFailure]:
-    """Every problem with the inputs, as (property, reason) pairs that preview shows."""
-    failures = [CheckFailure(e["property"], e["reason"]) for e in news.get("input_errors") or []]
-    name = news.get("layer_name")
-    if isinstance(name, str) and not LAYER_NAME.fullmatch(name):
-        failures.append(CheckFailure("layer_name", f"{name!r} is not a valid layer name: use 1-140 "
-                                     "letters, digits, '-' or '_' (or leave layer_name out for a "
-                                     "name unique to this project, stack and resource)"))
-    try:
-        layers.check_principals(news.get("share_with") or [])
-    except SpecError as exc:
-        failures.append(CheckFailure("share_with", f"{exc.problem} ({exc.fix})"))
-    retain = news.get("retain_versions")
-    if retain is not None and (not isinstance(retain, (int, float)) or retain < 0):
-        failures.append(CheckFailure("retain_versions", f"expected a whole number >= 0, got "
-                                     f"{retain!r}"))
-    failures += _check_compatible_runtimes(news)
-    failures += _check_smoke_options(news)
-    failures += _check_deletion_options(news)
-    return failures
-
-
-def _check_deletion_options(news: Mapping[str, Any]) -> list[CheckFailure]:
-    failures = []
-    roles = news.get("consumer_roles")
-    if isinstance(roles, str) or (roles is not None and not isinstance(roles, (list, tuple))):
-        fix = f"write [{roles!r}]" if isinstance(roles, str) else "give a list of role ARNs"
-        failures.append(CheckFailure("consumer_roles", f"expected a list of IAM role ARNs, got "
-                                     f"{roles!r} ({fix})"))
-    else:
-        for role in roles or ():
-            if not unknown(role) and not (isinstance(role, str) and ROLE_ARN.fullmatch(role)):
-                failures.append(CheckFailure(
-                    "consumer_roles", f"{role!r} is not an IAM role ARN (expected "
-                    "arn:aws:iam::<12-digit account>:role/<name>): a role in each account whose "
-                    "functions may use the layer, allowed lambda:ListFunctions"))
-                break
-    imported = news.get("import_version")
-    if imported and not unknown(imported):
-        match = isinstance(imported, str) and re.fullmatch(
-            r"arn:aws[a-z-]*:lambda:([a-z0-9-]+):\d{12}:layer:([A-Za-z0-9_-]+):\d+", imported)
-        if not match:
-            failures.append(CheckFailure("import_version", f"{imported!r} is not a layer version "
-                                         "ARN (arn:aws:lambda:<region>:<account>:layer:<name>:"
-                                         "<version>)"))
-        elif match.group(2) != news.get("layer_name"):
-            failures.append(CheckFailure("import_version", f"names layer {match.group(2)!r} but "
-                                         f"layer_name is {news.get('layer_name')!r}: drop "
-                                         "layer_name or make them the same"))
-        elif news.get("region") and news["region"] != match.group(1):
-            failures.append(CheckFailure("import_version", f"is in {match.group(1)} but region "
-                                         f"is {news['region']!r}"))
-    force = news.get("force_delete")
-    if force is not None and not isinstance(force, bool):
-        failures.append(CheckFailure("force_delete", f"expected True or False, got {force!r}"))
-    return failures
-
-
-def _check_compatible_runtimes(news: Mapping[str, Any]) -> list[CheckFailure]:
-    # Checked here so a typo shows at preview against the argument, not as Lambda's
-    # InvalidParameterValueException from publish_layer_version at apply.
-    wanted = news.get("compatible_runtimes")
-    if wanted is None or unknown(wanted) or (isinstance(wanted, (list, tuple)) and not wanted):
-        return []  # not given: the layer's own runtime is used
-    if not isinstance(wanted, (list, tuple)):
-        fix = f"write [{wanted!r}]" if isinstance(wanted, str) else 'e.g. ["python3.12"]'
-        return [CheckFailure("compatible_runtimes", f"expected a list of runtime ids, got "
-                             f"{wanted!r} ({fix})")]
-    built_for = news.get("runtime")
-    language = RUNTIMES[built_for].language if isinstance(built_for, str) and \
-        built_for in RUNTIMES else None
-    for rt in wanted:
-        if unknown(rt):
-            continue
-        if not isinstance(rt, str):
-            return [CheckFailure("compatible_runtimes", f"expected runtime ids (strings), got "
-                                 f"{rt!r}")]
-        try:
-            runtime = get_runtime(rt, "compatible_runtimes")
-        except SpecError as exc:
-            return [CheckFailure("compatible_runtimes", f"{exc.problem} ({exc.fix})")]
-        if language and runtime.language != language:
-            # A python layer listed for nodejs would attach fine and then import nothing.
-            return [CheckFailure("compatible_runtimes", f"{rt!r} is a {runtime.language} runtime "
-                                 f"but the layer is built for {built_for} ({language}): list "
-                                 f"{language} runtimes only")]
-    return []
-
-
-def _check_smoke_options(news: Mapping[str, Any]) -> list[CheckFailure]:
-    smoke, image = news.get("smoke_test"), news.get("smoke_image")
-    names_ok = isinstance(smoke, (list, tuple)) and bool(smoke) and \
-        all(isinstance(n, str) and n.strip() for n in smoke)
-    if smoke is not None and not isinstance(smoke, bool) and not names_ok:
-        return [CheckFailure("smoke_test", f"expected True, False or a non-empty list of import "
-                             f"names (e.g. [\"numpy\"]), got {smoke!r}")]
-    if image is not None and (not isinstance(image, str) or not image.strip()):
-        return [CheckFailure("smoke_image", f"expected an image name, got {image!r}")]
-    if image and not smoke:
-        return [CheckFailure("smoke_image", "is only used with smoke_test: set smoke_test=True "
-                             "or drop smoke_image")]
-    return []
-
-
 def _smoke_option(value: Any) -> bool | tuple[str, ...]:
     if isinstance(value, (list, tuple)):
         return tuple(value)
     return bool(value)
 
 
-def diff_props(olds: Mapping[str, Any], news: Mapping[str, Any]) -> DiffResult:
-    """Replace on new content or identity, update on sharing/retention/description, else nothing."""
-    def differs(key: str) -> bool:
-        return norm(olds.get(key)) != norm(news.get(key))
-
-    replaces = [k for k in REPLACE_KEYS if differs(k)]
-    updates = [k for k in UPDATE_KEYS if differs(k)]
-    return DiffResult(changes=bool(replaces or updates), replaces=replaces,
-                      stables=["layer_name"] if not replaces else [],
-                      delete_before_replace=False)
-
-
 class LayerBuildProvider(ResourceProvider):
     """Builds, publishes, shares and retires layer versions. Holds no state (it is pickled)."""
 
     serialize_as_secret_always = False
+
+    def configure(self, req: ConfigureRequest) -> None:
+        # Called once in the provider host, right after the provider is unpickled.
+        from pulumi_lambda_layers.resources.host import clean_errors
+
+        clean_errors()
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         return CheckResult(keep_auto_name(olds, news), check_props(news))
@@ -313,7 +195,7 @@ def adopt_version(arn: str, props: Mapping[str, Any]) -> CreateResult:
         raise SpecError("import_version", f"{arn} does not exist",
                         "check the version ARN (and region/profile), or drop import_version to "
                         "publish a new version")
-    outs = read.outs
+    outs = read.outs or {}
     if outs["architecture"] != props.get("architecture") or \
             (outs["runtimes"] and props.get("runtime") not in outs["runtimes"]):
         raise SpecError("import_version", f"{arn} is for {', '.join(outs['runtimes']) or '?'} "
@@ -366,25 +248,20 @@ def read_version(id_: str, props: Mapping[str, Any]) -> ReadResult:
 
 
 def _build_or_reuse(p: LayerProps) -> tuple[Path, dict[str, Any]]:
-    """The zip for the content hash: from this machine's cache, else built now (and cached)."""
+    """The zip for the content hash: the pipeline's cache lookup (this machine, then
+    cache_bucket) or a build now, stored in the cache; the pipeline checks a source_dir still
+    holds what the program hashed."""
     from pulumi_lambda_layers.build.pipeline import build_layer
 
-    cached = cache.lookup(p.content_hash)
-    if cached is not None:
-        log(f"build: cache hit for {p.content_hash[:16]}, not rebuilding")
-        return cached, _zip_facts(cached)
-    spec = p.spec()
-    if spec.source.kind == "source_dir":
-        _check_source_dir_unchanged(spec, p.content_hash)
-    out = cache.zip_path(p.content_hash)
-    # use_cache: stores the zip with its facts here and, with cache_bucket, shares it (or gets it).
-    result = build_layer(spec, out, log=log, fp=p.fingerprint(), use_cache=True,
-                         cache_bucket=p.cache_bucket, cache_prefix=p.cache_prefix,
-                         cache_target=p.target)
-    log(f"build: {result.builder} ({result.builder_reason}); {result.zip.zipped_size:,} bytes "
-         f"zipped, {result.zip.unzipped_size:,} unzipped")
-    return out, {"code_sha256": result.zip.code_sha256, "unzipped_size": result.zip.unzipped_size,
-                 "builder_used": result.builder}
+    result = build_layer(p.spec(), cache.zip_path(p.content_hash), fp=p.fingerprint(),
+                         use_cache=True, cache_bucket=p.cache_bucket,
+                         cache_prefix=p.cache_prefix, cache_target=p.target)
+    if result.builder != "cache":
+        log(f"build: {result.builder} ({result.builder_reason}); {result.zip.zipped_size:,} "
+            f"bytes zipped, {result.zip.unzipped_size:,} unzipped")
+    return result.zip.path, {"code_sha256": result.zip.code_sha256,
+                             "unzipped_size": result.zip.unzipped_size,
+                             "builder_used": result.builder}
 
 
 def _smoke_test(p: LayerProps, zip_path: Path) -> None:
@@ -393,26 +270,8 @@ def _smoke_test(p: LayerProps, zip_path: Path) -> None:
         return
     from pulumi_lambda_layers.smoke.run import smoke_test
 
-    imports = None if p.smoke_test is True else list(p.smoke_test)
+    imports = list(p.smoke_test) if isinstance(p.smoke_test, tuple) else None
     smoke_test(zip_path, p.runtime, p.architecture, imports=imports, image=p.smoke_image, log=log)
-
-
-def _zip_facts(path: Path) -> dict[str, Any]:
-    import zipfile
-
-    with zipfile.ZipFile(path) as zf:
-        unzipped = sum(i.file_size for i in zf.infolist())
-    return {"code_sha256": layers.zip_sha256(path), "unzipped_size": unzipped,
-            "builder_used": "cache"}
-
-
-def _check_source_dir_unchanged(spec: LayerSpec, content_hash: str) -> None:
-    from pulumi_lambda_layers.sources.fingerprint import fingerprint
-
-    now = fingerprint(spec).content_hash
-    if now != content_hash:
-        raise LayerError(f"source_dir: {spec.source.path} changed after the program read it "
-                         f"(hash {content_hash[:12]} then, {now[:12]} now); run `pulumi up` again")
 
 
 def _outs(props: Mapping[str, Any], v: layers.LayerVersion, built: Mapping[str, Any]) -> dict[str, Any]:

@@ -8,10 +8,16 @@ from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from pulumi_lambda_layers.errors import ResolveError, SpecError
 from pulumi_lambda_layers.build.slots import count_from_env
-from pulumi_lambda_layers.sources.resolution_memo import (CONFIG_MAX_AGE, CONFIG_REFRESH, MAX_AGE_ARGUMENT, Freshness,
-                              parse_max_age, parse_switch)
+from pulumi_lambda_layers.errors import ResolveError, SpecError
+from pulumi_lambda_layers.sources.resolution_memo import (
+    CONFIG_MAX_AGE,
+    CONFIG_REFRESH,
+    MAX_AGE_ARGUMENT,
+    Freshness,
+    parse_max_age,
+    parse_switch,
+)
 
 if TYPE_CHECKING:
     import pulumi
@@ -80,7 +86,7 @@ def program_time_fingerprint(args: Mapping[str, Any], freshness: Freshness | Non
         spec = spec_from_dict(args)
         fp = fingerprint(spec, freshness)
     except SpecError as exc:
-        return ProgramFingerprint("", {}, {}, [{"property": exc.argument, "reason": str(exc)}])
+        return ProgramFingerprint("", {}, {}, [{"property": exc.argument, "reason": exc.one_line()}])
     except ResolveError as exc:
         kind = next((k for k in ("requirements", "lock", "package_json") if args.get(k)), "runtime")
         return ProgramFingerprint("", {}, {}, [{"property": kind, "reason": str(exc)}])
@@ -101,7 +107,7 @@ def start(args: Mapping[str, Any], max_age: object = None,
     except SpecError as exc:
         done: Future[ProgramFingerprint] = Future()
         done.set_result(ProgramFingerprint("", {}, {}, [{"property": MAX_AGE_ARGUMENT,
-                                                         "reason": str(exc)}]))
+                                                         "reason": exc.one_line()}]))
         return done
     # Copied: the caller's dicts may change after the resource is declared.
     return _executor().submit(program_time_fingerprint, dict(args), freshness)
@@ -124,7 +130,8 @@ def as_outputs(future: Future[ProgramFingerprint]) -> FingerprintOutputs:
     async def result() -> ProgramFingerprint:
         return await asyncio.wrap_future(future)
 
-    whole = pulumi.Output.from_input(result())
+    whole: pulumi.Output[ProgramFingerprint] = pulumi.Output.from_input(
+        asyncio.ensure_future(result()))
     # An unset input_errors when there are none, as before: nothing new in state or diffs.
     return FingerprintOutputs(whole.apply(lambda r: r[0]), whole.apply(lambda r: r[1]),
                               whole.apply(lambda r: r[2]), whole.apply(lambda r: r[3] or None))

@@ -7,11 +7,11 @@ import json
 import os
 import re
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pulumi_lambda_layers.atomic import write_atomic
 from pulumi_lambda_layers.errors import SpecError
 
 # One hour: a preview loop (edit, preview, edit, preview) pays one resolution per layer per hour,
@@ -213,16 +213,8 @@ def lookup(key: str, freshness: Freshness, now: float) -> str | None:
 
 def store(key: str, output: str, now: float) -> None:
     """Keep output under key; atomic, so a concurrent reader sees the old entry or the new one."""
-    path = entry_path(key)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Unique per writer: two threads (or processes) resolving the same key must not share a
-    # temp file, or one would move away the file the other is still writing.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    try:
-        tmp.write_text(json.dumps({"resolved_at": now, "output": output}))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    # A temp file per writer: two threads (or processes) resolving the same key never share one.
+    write_atomic(entry_path(key), json.dumps({"resolved_at": now, "output": output}).encode())
 
 
 def resolve(requirements: Path, options: Sequence[str], uv_identity: str,

@@ -23,8 +23,9 @@ from pulumi_lambda_layers import LambdaLayerBuild
 
 cfg = pulumi.Config()
 layer = LambdaLayerBuild(
-    "deps", runtime="python3.11", lock="requirements.lock", builder="local",
+    "deps", runtime="python3.11", lock=cfg.get("lock") or "requirements.lock", builder="local",
     layer_name=cfg.get("layer_name"), share_with=cfg.get_object("share_with") or [],
+    retain_versions=cfg.get_int("retain_versions") or 0,
     force_delete=cfg.get_bool("force_delete") or False,
     opts=pulumi.ResourceOptions(import_=cfg.get("import_arn")))
 for key in ("layer_name", "layer_version_arn", "version", "content_hash"):
@@ -99,6 +100,29 @@ def test_a_shared_layer_name_gives_each_stack_its_own_versions(
     cli.run("preview", "--stack", "prod", "--refresh", "--expect-no-changes")
     cli.destroy("--stack", "prod")
     assert _versions("team-shared-deps") == []
+
+
+def test_retention_counts_and_prunes_only_this_stacks_versions(
+        pulumi_project: PulumiProject) -> None:
+    cli = _stacks(pulumi_project, "dev", "prod", layer_name="team-retained", retain_versions="1")
+    locks = {stack: pulumi_project.dir / f"{stack}.lock" for stack in ("dev", "prod")}
+    for stack, lock in locks.items():
+        cli.run("config", "set", "--stack", stack, "lock", lock.name)
+
+    def up(stack: str, pin: str) -> int:
+        locks[stack].write_text(pin)
+        cli.up("--stack", stack)
+        return int(_outputs(cli, stack)["version"])
+
+    assert [up("dev", "six==1.15.0\n"), up("prod", "six==1.15.0\n")] == [1, 2]
+    assert [up("dev", "six==1.16.0\n"), up("prod", "six==1.16.0\n")] == [3, 4]
+    assert _versions("team-retained") == [1, 2, 3, 4], "each keeps its one previous version"
+    # dev's third version: its window is its own 3; its own 1 goes, prod's 2 (newer) stays.
+    assert up("dev", "six==1.17.0\n") == 5
+    assert _versions("team-retained") == [2, 3, 4, 5]
+    cli.destroy("--stack", "dev")
+    assert _versions("team-retained") == [2, 4], "destroy: dev's 5 and its retained 3"
+    cli.run("preview", "--stack", "prod", "--refresh", "--expect-no-changes")
 
 
 def test_a_version_an_outside_function_uses_survives_replace_and_destroy_unless_forced(

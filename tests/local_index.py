@@ -1,4 +1,5 @@
-"""A real PEP 503 package index on 127.0.0.1, slow on purpose, that counts the requests uv makes."""
+"""A real PEP 503 package index on 127.0.0.1, slow on purpose, that counts the requests uv makes
+and, when asked, answers only requests with HTTP basic auth of a given user and token."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import re
 import threading
 import time
 import zipfile
-from base64 import urlsafe_b64encode
-from collections.abc import Iterator
+from base64 import b64decode, urlsafe_b64encode
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -44,6 +45,7 @@ class IndexLog:
     """What the index saw: every request path, and the most requests it served at one time."""
 
     paths: list[str] = field(default_factory=list)
+    denied: list[str] = field(default_factory=list)  # paths answered 401 (no or wrong auth)
     in_flight: int = 0
     max_in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -63,10 +65,13 @@ class LocalIndex:
 
 
 @contextmanager
-def serve_index(wheels: Path, delay: float = 0.0) -> Iterator[LocalIndex]:
+def serve_index(wheels: Path, delay: float = 0.0,
+                auth: Collection[tuple[str, str]] | None = None) -> Iterator[LocalIndex]:
     """Serve the wheels in `wheels` as /simple/<name>/ pages; each page answer waits `delay`
-    seconds, like a registry that is slow to answer metadata."""
+    seconds, like a registry that is slow to answer metadata. auth: (user, token) pairs, one of
+    which every request must send as HTTP basic auth (else 401), like a private registry."""
     log = IndexLog()
+    allowed = set(auth) if auth is not None else None
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
@@ -75,6 +80,14 @@ def serve_index(wheels: Path, delay: float = 0.0) -> Iterator[LocalIndex]:
                 log.in_flight += 1
                 log.max_in_flight = max(log.max_in_flight, log.in_flight)
             try:
+                if allowed is not None and self._credentials() not in allowed:
+                    with log.lock:
+                        log.denied.append(self.path)
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", 'Basic realm="pll-tests"')
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 self._answer()
             finally:
                 with log.lock:
@@ -86,6 +99,16 @@ def serve_index(wheels: Path, delay: float = 0.0) -> Iterator[LocalIndex]:
             self.do_GET()
 
         _head_only = False
+
+        def _credentials(self) -> tuple[str, str] | None:
+            kind, _, value = (self.headers.get("Authorization") or "").partition(" ")
+            if kind.lower() != "basic":
+                return None
+            try:
+                user, _, token = b64decode(value).decode().partition(":")
+            except ValueError:
+                return None
+            return user, token
 
         def _answer(self) -> None:
             page = re.fullmatch(r"/simple/([^/]+)/?", self.path)

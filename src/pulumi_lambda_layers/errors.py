@@ -14,13 +14,16 @@ from typing import Any
 
 
 def message(where: str, problem: str, fix: str = "", details: str = "") -> str:
-    """The one format: `<where>: <problem>`, then `  fix: <fix>`, then indented details."""
+    """The one format: `<where>: <problem>`, then `  fix: <fix>`, then indented details; the
+    credentials of any URL in it masked (`https://ci-bot:***@host`)."""
+    from pulumi_lambda_layers.sources.credentials import redact
+
     text = f"{where}: {problem}" if where else problem
     if fix:
         text += f"\n  fix: {fix}"
     if details:
         text += "\n" + details
-    return text
+    return redact(text)
 
 
 class LayerError(Exception):
@@ -31,9 +34,9 @@ class LayerError(Exception):
 
     def __init__(self, where: str, problem: str | None = None, fix: str = "") -> None:
         self.where = where if problem is not None else ""
-        self.problem = problem if problem is not None else where
-        self.fix = fix
-        super().__init__(message(where, problem, fix) if problem is not None else where)
+        self.problem = message("", problem if problem is not None else where)
+        self.fix = message("", fix)
+        super().__init__(message(where, problem, fix) if problem is not None else self.problem)
 
     def one_line(self) -> str:
         """The message on one line, `<where>: <problem> (<fix>)`: for a preview's check failure,
@@ -61,9 +64,9 @@ class BuildError(LayerError):
 
     def __init__(self, step: str, problem: str, log_tail: str = "", fix: str = "") -> None:
         self.step = step
-        self.problem = problem
-        self.log_tail = log_tail
-        self.fix = fix
+        self.problem = message("", problem)
+        self.log_tail = message("", log_tail)
+        self.fix = message("", fix)
         self.where = step
         details = ""
         if log_tail:

@@ -34,8 +34,10 @@ _sink: ContextVar[Sink | None] = ContextVar("pulumi_lambda_layers_log", default=
 
 
 def emit(message: str) -> None:
-    """Send one progress line to the current sink."""
-    (_sink.get() or stderr)(message)
+    """Send one progress line to the current sink, the credentials of any URL in it masked."""
+    from pulumi_lambda_layers.sources.credentials import redact
+
+    (_sink.get() or stderr)(redact(message))
 
 
 @contextmanager

@@ -1,9 +1,13 @@
 """The S3 build cache: a layer built on one machine is used on another without building, only
-after its sha256 is checked; a damaged object is refused and replaced by a fresh build."""
+after its sha256 is checked, it is validated again and it holds exactly the fingerprinted packages;
+a damaged or poisoned object is refused and replaced by a fresh build; S3 failures only warn."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import struct
+import zipfile
 from pathlib import Path
 
 import boto3
@@ -13,7 +17,7 @@ from pulumi_lambda_layers import make_spec
 from pulumi_lambda_layers.build.pipeline import BuildResult, build_layer
 from pulumi_lambda_layers.cli import main as cli
 from pulumi_lambda_layers.sources.fingerprint import fingerprint
-from tests.conftest import write
+from tests.conftest import dead_url, write
 
 LOCK = "six==1.16.0\nidna==3.10\n"
 
@@ -36,8 +40,9 @@ def _on_machine(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> P
     return home
 
 
-def _build(lock: Path, out: Path, bucket: str, logs: list[str] | None = None) -> BuildResult:
-    spec = make_spec(runtime="python3.11", lock=str(lock), builder="local")
+def _build(lock: Path, out: Path, bucket: str, logs: list[str] | None = None,
+           arch: str = "x86_64") -> BuildResult:
+    spec = make_spec(runtime="python3.11", architecture=arch, lock=str(lock), builder="local")
     return build_layer(spec, out, log=(logs.append if logs is not None else lambda _m: None),
                        use_cache=True, cache_bucket=bucket, cache_prefix="layers/")
 
@@ -109,3 +114,146 @@ def test_the_resource_provider_uses_the_shared_cache(bucket: str, lock: Path, tm
     assert built_b["code_sha256"] == built_a["code_sha256"]
     # Pointing at another cache bucket is no change to the layer: nothing to replace or update.
     assert not diff_props(props, {**props, "cache_bucket": "other"}).changes
+
+
+# --- the trust model: the bucket is a convenience, not a trust anchor ---------------------------
+
+def _plant(bucket: str, key_hash: str, zip_bytes: bytes, prefix: str = "layers/") -> None:
+    """What someone who can write the bucket can do: a zip with a .json whose sha256 matches."""
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket=bucket, Key=f"{prefix}{key_hash}.zip", Body=zip_bytes)
+    about = {"builder": "local", "report": {"ok": True, "findings": []},
+             "sha256": hashlib.sha256(zip_bytes).hexdigest()}
+    s3.put_object(Bucket=bucket, Key=f"{prefix}{key_hash}.json", Body=json.dumps(about).encode())
+
+
+def _new_bucket(name: str) -> str:
+    boto3.client("s3").create_bucket(Bucket=name)
+    return name
+
+
+def _deny(bucket: str, action: str) -> None:
+    boto3.client("s3").put_bucket_policy(Bucket=bucket, Policy=json.dumps({
+        "Version": "2012-10-17", "Statement": [{
+            "Effect": "Deny", "Principal": "*", "Action": action,
+            "Resource": f"arn:aws:s3:::{bucket}/*"}]}))
+
+
+def test_other_package_versions_are_refused_and_rebuilt(aws_env: str, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    bucket = _new_bucket("layer-cache-versions")
+    old = write(tmp_path / "old/requirements.lock", "six==1.16.0\n")
+    new = write(tmp_path / "new/requirements.lock", "six==1.17.0\n")
+    a = _on_machine("a", tmp_path, monkeypatch)
+    stale = build_layer(make_spec(runtime="python3.11", lock=str(old), builder="local"),
+                        a / "old.zip")
+    new_hash = fingerprint(make_spec(runtime="python3.11", lock=str(new), builder="local")
+                           ).content_hash
+    _plant(bucket, new_hash, stale.zip.path.read_bytes())
+
+    b = _on_machine("b", tmp_path, monkeypatch)
+    logs: list[str] = []
+    rebuilt = _build(new, b / "layer.zip", bucket, logs)
+    assert rebuilt.builder == "local", "a zip of other package versions must not be used"
+    line = f"shared cache: s3://{bucket}/layers/{new_hash}.zip ignored: holds six 1.16.0, " \
+           "the lock says 1.17.0"
+    assert any(entry.startswith(line) for entry in logs), logs
+    with zipfile.ZipFile(b / "layer.zip") as zf:
+        assert any("six-1.17.0.dist-info/" in n for n in zf.namelist())
+    body = boto3.client("s3").get_object(Bucket=bucket, Key=f"layers/{new_hash}.zip")["Body"]
+    assert body.read() == rebuilt.zip.path.read_bytes(), "the good build replaced the poisoned one"
+
+
+def _tiny_elf(machine: int) -> bytes:
+    """A 64-byte ELF64 little-endian shared-object header: the machine check reads e_machine."""
+    return (b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)
+            + struct.pack("<HHIQQQIHHHHHH", 3, machine, 1, 0, 0, 0, 0, 64, 56, 0, 64, 0, 0))
+
+
+def test_an_x86_binary_in_an_arm64_layer_is_refused(aws_env: str, lock: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    bucket = _new_bucket("layer-cache-elf")
+    a = _on_machine("a", tmp_path, monkeypatch)
+    good = build_layer(make_spec(runtime="python3.11", architecture="arm64", lock=str(lock),
+                                 builder="local"), a / "good.zip")
+    poisoned = tmp_path / "poisoned.zip"
+    with zipfile.ZipFile(good.zip.path) as src, zipfile.ZipFile(poisoned, "w") as dst:
+        for info in src.infolist():  # the same packages, so only validation can refuse it
+            dst.writestr(info, src.read(info))
+        dst.writestr("python/lib/python3.11/site-packages/x/_x.so", _tiny_elf(62))  # EM_X86_64
+    _plant(bucket, good.content_hash, poisoned.read_bytes())
+
+    b = _on_machine("b", tmp_path, monkeypatch)
+    logs: list[str] = []
+    rebuilt = _build(lock, b / "layer.zip", bucket, logs, arch="arm64")
+    assert rebuilt.builder == "local", "a zip that fails validation must not be used"
+    refused = [entry for entry in logs if entry.startswith(
+        f"shared cache: s3://{bucket}/layers/{good.content_hash}.zip ignored: it fails validation")]
+    assert refused and "x/_x.so" in refused[0] and "x86-64" in refused[0], logs
+    assert rebuilt.report.ok and (b / "layer.zip").read_bytes() == good.zip.path.read_bytes()
+
+
+def test_a_bucket_denying_reads_is_a_warning_and_a_local_build(
+        aws_env: str, lock: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bucket = _new_bucket("layer-cache-no-read")
+    a = _on_machine("a", tmp_path, monkeypatch)
+    built = _build(lock, a / "layer.zip", bucket)
+    _deny(bucket, "s3:GetObject")
+
+    b = _on_machine("b", tmp_path, monkeypatch)
+    logs: list[str] = []
+    again = _build(lock, b / "layer.zip", bucket, logs)
+    assert again.builder == "local" and again.zip.sha256 == built.zip.sha256
+    assert any(entry.startswith("warning: shared cache: could not read") and "403" in entry
+               for entry in logs), logs
+
+
+def test_a_failed_push_is_a_warning_and_the_build_stands(
+        aws_env: str, lock: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bucket = _new_bucket("layer-cache-no-write")
+    _deny(bucket, "s3:PutObject")
+    a = _on_machine("a", tmp_path, monkeypatch)
+    logs: list[str] = []
+    built = _build(lock, a / "layer.zip", bucket, logs)
+    assert built.builder == "local" and (a / "layer.zip").is_file() and built.report.ok
+    assert any(entry.startswith("warning: shared cache: could not put") for entry in logs), logs
+    assert not any(entry.startswith("cache: put") for entry in logs), logs
+    assert "Contents" not in boto3.client("s3").list_objects_v2(Bucket=bucket)
+    # A bucket that does not exist: a miss on fetch, a warning on push.
+    c = _on_machine("c", tmp_path, monkeypatch)
+    logs.clear()
+    built = _build(lock, c / "layer.zip", "no-such-layer-cache", logs)
+    assert built.builder == "local" and (c / "layer.zip").is_file()
+    assert any(entry.startswith("warning: shared cache: could not put") for entry in logs), logs
+
+
+def test_an_unreachable_endpoint_is_a_warning_and_a_local_build(
+        aws_env: str, lock: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", dead_url())
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    a = _on_machine("a", tmp_path, monkeypatch)
+    logs: list[str] = []
+    built = _build(lock, a / "layer.zip", "layer-cache", logs)
+    assert built.builder == "local" and (a / "layer.zip").is_file()
+    assert any(entry.startswith("warning: shared cache: could not read") for entry in logs), logs
+    assert any(entry.startswith("warning: shared cache: could not put") for entry in logs), logs
+
+
+def test_a_node_layer_from_the_bucket_is_checked_and_used(aws_env: str, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.conftest import npm_locked_project
+
+    bucket = _new_bucket("layer-cache-node")
+    # is-odd 3.0.1 needs is-number ^6 while the project wants 7: a nested node_modules too.
+    manifest = npm_locked_project(tmp_path / "node", {"is-odd": "3.0.1", "is-number": "7.0.0"})
+    spec = make_spec(runtime="nodejs20.x", package_json=str(manifest), builder="local")
+    assert set(fingerprint(spec).packages) == {"is-odd", "is-number", "is-odd>is-number"}
+    a = _on_machine("a", tmp_path, monkeypatch)
+    built = build_layer(spec, a / "layer.zip", use_cache=True, cache_bucket=bucket,
+                        log=lambda _m: None)
+    b = _on_machine("b", tmp_path, monkeypatch)
+    logs: list[str] = []
+    again = build_layer(spec, b / "layer.zip", use_cache=True, cache_bucket=bucket,
+                        log=logs.append)
+    assert again.builder == "cache", logs
+    assert again.zip.sha256 == built.zip.sha256 and again.report.ok

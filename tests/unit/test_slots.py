@@ -15,7 +15,8 @@ from tests.conftest import write
 
 
 @pytest.fixture(autouse=True)
-def fresh_slots(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def fresh_slots(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    monkeypatch.setenv("PLL_CACHE_DIR", str(tmp_path / "cache"))  # the hashes' file locks
     slots.reset()
     yield
     slots.reset()

@@ -14,7 +14,9 @@ log = logging.getLogger(__name__)
 
 def download_object(target: AwsTarget, bucket: str, key: str, dest: Path, *,
                     clients: ClientFactory = make_client) -> bool:
-    """Write s3://bucket/key to dest; False when there is no such object."""
+    """Write s3://bucket/key to dest; False when there is no such object (a 404). Anything else
+    (denied, which S3 also answers for a missing key without s3:ListBucket; 5xx; a timeout; an
+    unreachable endpoint) raises PublishError: the shared cache treats it as a warned miss."""
     s3 = clients(target, "s3")
     try:
         body = call(s3.get_object, f"s3://{bucket}/{key}", Bucket=bucket, Key=key)["Body"]

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import uuid
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pulumi_lambda_layers.atomic import write_atomic
 from pulumi_lambda_layers.build.archive import file_sha256
+from pulumi_lambda_layers.errors import PublishError
 
 if TYPE_CHECKING:
     from pulumi_lambda_layers.aws.client import AwsTarget
@@ -79,45 +82,135 @@ def remote_key(prefix: str, content_hash: str, suffix: str) -> str:
     return f"{prefix}{content_hash}{suffix}"
 
 
+class Untrusted(Exception):
+    """A shared-cache object this machine will not use; the message says why."""
+
+
+# Distributions at the top of a Python layer's site-packages (vendored ones deeper down, such as
+# setuptools/_vendor/*.dist-info, are part of the package that vendors them).
+_DIST_INFO = re.compile(r"^python/(?:lib/python[^/]+/site-packages/)?([^/]+)\.dist-info/")
+# A package folder of a Node.js layer: nodejs/node_modules/<name or @scope/name>/package.json,
+# at any depth of nested node_modules (the package-lock paths the fingerprint lists).
+_NODE_PACKAGE = re.compile(r"^nodejs/((?:node_modules/(?:@[^/]+/)?[^/]+/)+)package\.json$")
+
+
+def held_packages(path: Path, kind: str) -> dict[str, str] | None:
+    """name -> version of the packages a layer zip holds, read from its own metadata (Python:
+    its *.dist-info folder names; Node.js: node_modules/*/package.json), named the way the
+    fingerprint names them; None for a folder layer (its hash covers every file already)."""
+    if kind == "source_dir":
+        return None
+    from packaging.utils import canonicalize_name
+
+    held: dict[str, str] = {}
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            if kind != "package_json":
+                match = _DIST_INFO.match(info.filename)
+                if match:
+                    name, _, version = match.group(1).partition("-")
+                    held[canonicalize_name(name)] = version
+                continue
+            match = _NODE_PACKAGE.match(info.filename)
+            if not match or info.file_size > 1 << 20:
+                continue
+            try:
+                version = str(json.loads(zf.read(info))["version"])
+            except (ValueError, KeyError, TypeError):
+                version = "(unreadable package.json)"
+            parts = match.group(1).split("node_modules/")
+            held[">".join(p.strip("/") for p in parts if p.strip("/"))] = version
+    return held
+
+
+def package_mismatch(held: dict[str, str], expected: dict[str, str]) -> str:
+    """Why a zip holding `held` is not the layer of `expected` ("" when it is): the first few
+    differences, e.g. "holds numpy 1.26.3, the lock says 1.26.4"."""
+    problems: list[str] = []
+    for name in sorted(set(held) | set(expected)):
+        has, wants = held.get(name), expected.get(name)
+        if wants is None:
+            problems.append(f"holds {name} {has}, which the lock does not list")
+        elif has is None:
+            problems.append(f"lacks {name} {wants}, which the lock lists")
+        elif not wants.startswith("@") and not _same_version(has, wants):
+            problems.append(f"holds {name} {has}, the lock says {wants}")
+        # "@<url>": a direct-URL pin names no version; that the package is there is checked.
+    more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+    return "; ".join(problems[:3]) + more
+
+
+def _same_version(a: str, b: str) -> bool:
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return Version(a) == Version(b)
+    except InvalidVersion:
+        return a == b
+
+
 def fetch(target: AwsTarget, bucket: str, prefix: str, content_hash: str,
-          log: Callable[[str], None]) -> Path | None:
-    """Copy the shared cache's zip for content_hash into this machine's cache, if it is there and
-    its bytes match its recorded sha256; None otherwise (a mismatching object is never used)."""
+          log: Callable[[str], None], vet: Callable[[Path], dict[str, Any]]) -> Path | None:
+    """Copy the shared cache's zip for content_hash into this machine's cache if it is there,
+    its bytes match its recorded sha256 and `vet` accepts it; None otherwise.
+
+    The bucket is a convenience, not a trust anchor: whoever can write it could put any zip
+    there, so `vet` checks the zip again here (validation with the current rules, the package
+    set of the fingerprint) and raises Untrusted to refuse it; the facts `vet` returns are what
+    is recorded (nothing of the stored .json but its sha256 is used). An S3 problem (denied,
+    failing, slow or unreachable) is a warning and a miss: the caller builds here instead."""
     from pulumi_lambda_layers.aws import s3
 
+    where = f"s3://{bucket}/{remote_key(prefix, content_hash, '.zip')}"
     folder = zip_path(content_hash).parent
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".pll-fetch-", dir=folder) as tmp:
         about_file, zip_file = Path(tmp) / "about.json", Path(tmp) / "layer.zip"
-        where = f"s3://{bucket}/{remote_key(prefix, content_hash, '.zip')}"
-        if not s3.download_object(target, bucket, remote_key(prefix, content_hash, ".json"),
-                                   about_file):
-            return None
         try:
-            about = dict(json.loads(about_file.read_text()))
-            expected = str(about.pop("sha256"))
-        except (ValueError, KeyError, TypeError):
-            log(f"cache: {where} has unreadable facts; ignoring it and building")
-            return None
-        if not s3.download_object(target, bucket, remote_key(prefix, content_hash, ".zip"),
-                                   zip_file):
+            if not s3.download_object(target, bucket, remote_key(prefix, content_hash, ".json"),
+                                       about_file):
+                return None
+            try:
+                expected = str(json.loads(about_file.read_text())["sha256"])
+            except (ValueError, KeyError, TypeError):
+                log(f"shared cache: {where} ignored: its .json is unreadable; building here")
+                return None
+            if not s3.download_object(target, bucket, remote_key(prefix, content_hash, ".zip"),
+                                       zip_file):
+                return None
+        except PublishError as exc:
+            log(f"warning: shared cache: could not read {where} ({exc.problem}); building here")
             return None
         actual = file_sha256(zip_file).hex()
         if actual != expected:
-            log(f"cache: {where} has sha256 {actual[:16]}, expected {expected[:16]}: rejected, "
-                "building instead")
+            log(f"shared cache: {where} ignored: its sha256 is {actual[:16]}, its .json says "
+                f"{expected[:16]} (rejected); building here")
+            return None
+        try:
+            about = vet(zip_file)
+        except Untrusted as exc:
+            log(f"shared cache: {where} ignored: {exc}; building here")
             return None
         return store(content_hash, zip_file, actual, about)
 
 
-def push(target: AwsTarget, bucket: str, prefix: str, content_hash: str) -> None:
-    """Upload this machine's cached zip for content_hash (and then its facts) to the shared cache."""
+def push(target: AwsTarget, bucket: str, prefix: str, content_hash: str,
+         log: Callable[[str], None]) -> bool:
+    """Upload this machine's cached zip for content_hash (and then its facts) to the shared
+    cache; a failure is a warning (the build stands) and returns False."""
     from pulumi_lambda_layers.aws import s3
 
     path = zip_path(content_hash)
-    s3.upload_object(target, bucket, remote_key(prefix, content_hash, ".zip"), path)
-    s3.upload_object(target, bucket, remote_key(prefix, content_hash, ".json"),
-                     path.with_suffix(".json"))
+    try:
+        s3.upload_object(target, bucket, remote_key(prefix, content_hash, ".zip"), path)
+        s3.upload_object(target, bucket, remote_key(prefix, content_hash, ".json"),
+                         path.with_suffix(".json"))
+    except (PublishError, OSError) as exc:
+        problem = exc.problem if isinstance(exc, PublishError) else str(exc)
+        log(f"warning: shared cache: could not put {content_hash[:16]} in s3://{bucket}/{prefix} "
+            f"({problem}); the layer built here is used")
+        return False
+    return True
 
 
 def place(src: Path, dst: Path) -> None:
@@ -136,5 +229,5 @@ def place(src: Path, dst: Path) -> None:
         raise
 
 
-__all__ = ["cache_dir", "facts", "fetch", "lookup", "place", "push", "record", "remote_key",
-           "store", "write_atomic", "zip_path"]
+__all__ = ["Untrusted", "cache_dir", "facts", "fetch", "held_packages", "lookup", "package_mismatch",
+           "place", "push", "record", "remote_key", "store", "write_atomic", "zip_path"]

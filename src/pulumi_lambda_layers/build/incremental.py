@@ -173,7 +173,10 @@ def requirement_lines(text: str) -> tuple[list[str], dict[str, str]]:
 
 def package_key(spec: LayerSpec, options: list[str], line: str) -> str:
     """What decides one package's packed entries: its pin, the target, the index, the packing."""
-    return _key(spec, {"pin": line, "index": options,
+    from pulumi_lambda_layers.sources.credentials import redact
+
+    # Credentials masked: a rotated token packs nothing again.
+    return _key(spec, {"pin": redact(line), "index": [redact(o) for o in options],
                        "platform": spec.runtime.manylinux_platform(spec.architecture)})
 
 

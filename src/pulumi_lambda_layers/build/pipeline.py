@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,8 +71,8 @@ def build_layer(spec: LayerSpec, output: str | Path, log: Sink | None = None,
         given = fp is not None
         fp = fp or resolve(spec)
         emit(f"fingerprint: {fp.content_hash[:16]} ({len(fp.packages)} packages)")
-        store = _Store(fp.content_hash, cache_bucket, cache_prefix, cache_target) \
-            if use_cache else None
+        store = _Store(fp.content_hash, cache_bucket, cache_prefix, cache_target,
+                       _shared_vet(spec, fp)) if use_cache else None
         hit = store.lookup() if store else None
         if hit is not None:
             return _from_cache(spec, fp, hit, output)
@@ -150,11 +151,13 @@ class _Store:
     bucket: str | None
     prefix: str
     target: AwsTarget | None
+    vet: Callable[[Path], dict[str, Any]]  # checks a zip from the bucket (cache.Untrusted: no)
 
     def lookup(self, local_only: bool = False) -> Path | None:
         hit = cache.lookup(self.content_hash)
         if hit is None and self.bucket and not local_only:
-            hit = cache.fetch(self._target(), self.bucket, self.prefix, self.content_hash, emit)
+            hit = cache.fetch(self._target(), self.bucket, self.prefix, self.content_hash, emit,
+                              self.vet)
             if hit is not None:
                 emit(f"cache: got {self.content_hash[:16]} from s3://{self.bucket}/{self.prefix}")
         return hit
@@ -164,11 +167,28 @@ class _Store:
                     {"builder": outcome.builder, "builder_reason": outcome.reason,
                      "report": report.to_dict()})
         if self.bucket:
-            cache.push(self._target(), self.bucket, self.prefix, self.content_hash)
-            emit(f"cache: put {self.content_hash[:16]} in s3://{self.bucket}/{self.prefix}")
+            if cache.push(self._target(), self.bucket, self.prefix, self.content_hash, emit):
+                emit(f"cache: put {self.content_hash[:16]} in s3://{self.bucket}/{self.prefix}")
 
     def _target(self) -> AwsTarget:
         return self.target or _default_target()
+
+
+def _shared_vet(spec: LayerSpec, fp: Fingerprint) -> Callable[[Path], dict[str, Any]]:
+    """The check of a zip from the shared cache: what its bucket's .json says is never trusted,
+    so it is validated here with the current rules and must hold exactly fp's packages."""
+    def vet(path: Path) -> dict[str, Any]:
+        report = inspect_zip(path, spec.runtime, spec.architecture)
+        if not report.ok:
+            raise cache.Untrusted("it fails validation: " + "; ".join(
+                f"{f.path + ': ' if f.path else ''}{f.message}" for f in report.errors[:3]))
+        held = cache.held_packages(path, spec.source.kind)
+        mismatch = cache.package_mismatch(held, fp.packages) if held is not None else ""
+        if mismatch:
+            raise cache.Untrusted(mismatch)
+        return {"builder": "the shared cache", "builder_reason": "validated here",
+                "report": report.to_dict()}
+    return vet
 
 
 def check_source_unchanged(spec: LayerSpec, content_hash: str) -> None:

@@ -1,18 +1,27 @@
-"""How many layer builds run at once in one process (cores and memory decide), one per content hash."""
+"""How many layer builds run at once in one process (cores and memory decide), one per content hash
+on the machine (a file lock in the cache folder keeps two processes off the same hash)."""
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+import filelock
+
+from pulumi_lambda_layers.build import cache
 from pulumi_lambda_layers.errors import SpecError
 
 # What one build may hold at its peak: an install tree being read, up to 64 MB of files being
 # compressed (archive._IN_FLIGHT), and a big shared object twice (read + compressed).
 MEMORY_PER_BUILD = 768 << 20
 _ENV = "PLL_PARALLEL_BUILDS"
+# For tests only: a build that takes its content hash's file lock stays inside it until the file
+# this names exists (tests/integration/test_build_lock.py holds one process there).
+HOLD_ENV = "PLL_TEST_HOLD_BUILD_LOCK"
 
 _lock = threading.Lock()
 _slots: threading.BoundedSemaphore | None = None
@@ -60,10 +69,12 @@ def _available_memory() -> int:
 
 @contextmanager
 def build_slot(content_hash: str, log: Callable[[str], None]) -> Iterator[None]:
-    """Hold one of the process's build slots, and the content hash's own lock, while building.
+    """Hold one of the process's build slots, and the content hash's own locks, while building.
 
-    Builds of one content hash never run twice at once: the second waits and then finds the
-    first one's zip in the cache. Waiting is logged, so a slow `pulumi up` says why.
+    Builds of one content hash never run twice at once on this machine: a second thread of this
+    process waits on the hash's thread lock, a second process (another `pulumi up`, the CLI) on
+    its file lock in the cache folder; either then finds the first one's zip in the cache.
+    Waiting is logged, so a slow `pulumi up` says why.
     """
     global _slots, _slot_count
     with _lock:
@@ -76,15 +87,59 @@ def build_slot(content_hash: str, log: Callable[[str], None]) -> Iterator[None]:
         log(f"build: waiting for the other build of {content_hash[:16]}")
         same.acquire()
     try:
-        if not slots.acquire(blocking=False):
-            log(f"build: waiting for a build slot ({count} at once here; set {_ENV} to change)")
-            slots.acquire()
-        try:
-            yield
-        finally:
-            slots.release()
+        with _machine_lock(content_hash, log):
+            if not slots.acquire(blocking=False):
+                log(f"build: waiting for a build slot ({count} at once here; set {_ENV} to change)")
+                slots.acquire()
+            try:
+                yield
+            finally:
+                slots.release()
     finally:
         same.release()
+
+
+def lock_path(content_hash: str) -> Path:
+    """The file lock of a content hash, shared by every process using this cache folder."""
+    return cache.cache_dir() / "locks" / f"{content_hash}.lock"
+
+
+@contextmanager
+def _machine_lock(content_hash: str, log: Callable[[str], None]) -> Iterator[None]:
+    """Hold the content hash's file lock; a process already holding it is waited for.
+
+    No timeout: on Linux filelock's FileLock is an flock(2) on a descriptor of the lock file, and
+    the kernel drops an flock when the last descriptor of its open file is closed, which happens
+    when the holder exits or is killed (even SIGKILL). The descriptor is not inherited by the
+    uv, npm or docker children (Python opens files non-inheritable). So a holder we wait for is a
+    live process still building, and a timeout could only cut a slow build short. (Where flock is
+    missing, e.g. some network file systems, filelock falls back to a marker file instead.)
+    Held by one thread at a time (the caller holds the hash's thread lock), hence not
+    thread-local.
+    """
+    path = lock_path(content_hash)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = filelock.FileLock(path, thread_local=False)
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        log(f"build: waiting for another process building {content_hash[:16]}")
+        lock.acquire()
+    try:
+        _test_hold(content_hash, log)
+        yield
+    finally:
+        lock.release()
+
+
+def _test_hold(content_hash: str, log: Callable[[str], None]) -> None:
+    """For tests only: stay inside the file lock until the file $PLL_TEST_HOLD_BUILD_LOCK exists."""
+    release = os.environ.get(HOLD_ENV)
+    if not release:
+        return
+    log(f"test hook: holding the build lock of {content_hash[:16]} until {release} exists")
+    while not os.path.exists(release):
+        time.sleep(0.05)
 
 
 def reset() -> None:

@@ -97,8 +97,16 @@ class LayerProps:
             exclude=tuple(b.get("exclude") or ()), slim=tuple(b.get("slim") or ()))
 
     def fingerprint(self) -> Fingerprint:
+        """What to build from: install_files with the credentials the state keeps masked taken
+        back from the source file (the provider runs where the program does)."""
+        from pulumi_lambda_layers.sources.credentials import restore
+
+        b = self.build
+        source = Path(b["source_path"])
+        sources = [source, source.with_name("package-lock.json")] \
+            if b.get("source_kind") == "package_json" else [source]
         return Fingerprint(self.content_hash, self.packages,
-                           dict(self.build.get("install_files") or {}))
+                           restore(b.get("install_files") or {}, sources))
 
 
 def _smoke_option(value: Any) -> bool | tuple[str, ...]:

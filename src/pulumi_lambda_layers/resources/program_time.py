@@ -79,6 +79,7 @@ def program_config() -> dict[str, Any]:
 def program_time_fingerprint(args: Mapping[str, Any], freshness: Freshness | None = None
                              ) -> ProgramFingerprint:
     """Validate and hash, never build; bad input comes back as errors against its argument."""
+    from pulumi_lambda_layers.sources.credentials import redact_files
     from pulumi_lambda_layers.sources.fingerprint import fingerprint
     from pulumi_lambda_layers.spec import spec_from_dict
 
@@ -94,7 +95,9 @@ def program_time_fingerprint(args: Mapping[str, Any], freshness: Freshness | Non
         "builder": spec.builder, "image": spec.image, "network_mode": spec.network_mode,
         "proxy": dict(spec.proxy), "ca_bundle": str(spec.ca_bundle) if spec.ca_bundle else None,
         "exclude": list(spec.exclude), "slim": list(spec.slim), "source_kind": spec.source.kind,
-        "source_path": str(spec.source.path), "install_files": fp.install_files,
+        # Persisted in the state: credentials masked; the provider takes them back from
+        # source_path at apply (credentials.restore).
+        "source_path": str(spec.source.path), "install_files": redact_files(fp.install_files),
     }
     return ProgramFingerprint(fp.content_hash, fp.packages, build, [])
 
@@ -130,8 +133,19 @@ def as_outputs(future: Future[ProgramFingerprint]) -> FingerprintOutputs:
     async def result() -> ProgramFingerprint:
         return await asyncio.wrap_future(future)
 
+    def build(r: ProgramFingerprint) -> Any:
+        # Masked already; a secret too whenever it held a credential (belt and braces).
+        return pulumi.Output.secret(r[2]) if held_credentials(r[2]) else r[2]
+
     whole: pulumi.Output[ProgramFingerprint] = pulumi.Output.from_input(
         asyncio.ensure_future(result()))
     # An unset input_errors when there are none, as before: nothing new in state or diffs.
     return FingerprintOutputs(whole.apply(lambda r: r[0]), whole.apply(lambda r: r[1]),
-                              whole.apply(lambda r: r[2]), whole.apply(lambda r: r[3] or None))
+                              whole.apply(build), whole.apply(lambda r: r[3] or None))
+
+
+def held_credentials(build: Mapping[str, Any]) -> bool:
+    """Whether a build's install_files had credentials (masked in them now)."""
+    from pulumi_lambda_layers.sources.credentials import masked
+
+    return any(masked(text) for text in (build.get("install_files") or {}).values())

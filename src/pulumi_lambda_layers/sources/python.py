@@ -18,6 +18,7 @@ from packaging.utils import canonicalize_name
 from pulumi_lambda_layers.errors import ResolveError, SpecError
 from pulumi_lambda_layers.runtimes import UNAME_MACHINE, Runtime
 from pulumi_lambda_layers.sources import resolution_memo
+from pulumi_lambda_layers.sources.credentials import redact
 from pulumi_lambda_layers.sources.resolution_memo import Freshness
 from pulumi_lambda_layers.spec import LayerSpec
 from pulumi_lambda_layers.tools import uv_command
@@ -72,8 +73,10 @@ def _python_content(spec: LayerSpec, freshness: Freshness | None = None
                         f"{spec.architecture}", "check its environment markers")
     pins = sorted(pins, key=lambda p: p.name)
     text = "\n".join([*options, *(p.line() for p in pins)]) + "\n"
-    content = [p.line() for p in pins]
-    return content, {p.name: p.version for p in pins}, {"requirements.txt": text}
+    # A direct-URL pin's credentials decide nothing about the files: hashed and listed masked,
+    # so rotating a token is no new version. install_files keep them for this process's builds.
+    content = [redact(p.line()) for p in pins]
+    return content, {p.name: redact(p.version) for p in pins}, {"requirements.txt": text}
 
 
 def check_requirements_file(path: Path, argument: str) -> list[str]:

@@ -15,6 +15,7 @@ from pulumi_lambda_layers.validate.python_abi import (
     check_wheel_tags,
 )
 from pulumi_lambda_layers.validate.report import Finding, Report, error
+from pulumi_lambda_layers.validate.secrets import check_credentials
 from pulumi_lambda_layers.validate.sizes import (
     LARGEST_KEPT,
     check_bytecode,
@@ -63,6 +64,7 @@ def inspect_zip(path: str | Path, runtime: Runtime, arch: Architecture,
             *check_symlinks(zf, links),
             *check_layout(names, runtime),
             *check_binaries(zf, files, runtime, arch, checked),
+            *check_credentials(zf, files),
         ]
         if runtime.language == "python":
             findings += check_extension_names(names, runtime)

@@ -12,7 +12,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pulumi_lambda_layers.build.slots import HOLD_ENV
@@ -48,17 +49,14 @@ def _until(what: str, check: Callable[[], bool], procs: list[subprocess.Popen[by
         time.sleep(0.05)
 
 
-def _setup(tmp_path: Path) -> tuple[Path, dict[str, str], dict[str, str]]:
+@contextmanager
+def _b_waiting_on_a(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes],
+                                                     subprocess.Popen[bytes]]]:
+    """a holds the hash's lock (test hook), b has said it waits for it; both killed at the end."""
     lock = write(tmp_path / "layer" / "requirements.lock", "six==1.16.0\n")
     base = {**os.environ, "PLL_CACHE_DIR": str(tmp_path / "cache")}  # shared, empty
     base.pop(HOLD_ENV, None)
-    held = {**base, HOLD_ENV: str(tmp_path / "release")}
-    return lock, base, held
-
-
-def test_two_processes_build_one_hash_once_and_get_the_same_zip(tmp_path: Path) -> None:
-    lock, base, held = _setup(tmp_path)
-    a = _start(tmp_path, "a", lock, held)
+    a = _start(tmp_path, "a", lock, {**base, HOLD_ENV: str(tmp_path / "release")})
     procs = [a]
     try:
         _until("hold of the lock by a", lambda: "test hook: holding" in _log(tmp_path, "a"),
@@ -66,17 +64,22 @@ def test_two_processes_build_one_hash_once_and_get_the_same_zip(tmp_path: Path) 
         b = _start(tmp_path, "b", lock, base)
         procs.append(b)
         _until("wait of b", lambda: WAIT in _log(tmp_path, "b"), procs, tmp_path)
+        yield a, b
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def test_two_processes_build_one_hash_once_and_get_the_same_zip(tmp_path: Path) -> None:
+    with _b_waiting_on_a(tmp_path) as (a, b):
         time.sleep(1)  # b must stay blocked while a holds the lock
         assert b.poll() is None, _log(tmp_path, "b")
         assert not (tmp_path / "b.zip").exists()
         (tmp_path / "release").touch()
         assert a.wait(300) == 0, _log(tmp_path, "a")
         assert b.wait(300) == 0, _log(tmp_path, "b")
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
     log_a, log_b = _log(tmp_path, "a"), _log(tmp_path, "b")
     # Exactly one build: a installed and packaged; b took a's zip from the cache.
     assert "cache hit" not in log_a and WAIT not in log_a, log_a
@@ -88,24 +91,10 @@ def test_two_processes_build_one_hash_once_and_get_the_same_zip(tmp_path: Path) 
 
 def test_a_killed_lock_holder_frees_the_lock(tmp_path: Path) -> None:
     """No timeout is needed: the OS drops a dead holder's flock, so the waiter goes on and builds."""
-    lock, base, held = _setup(tmp_path)
-    a = _start(tmp_path, "a", lock, held)
-    procs = [a]
-    try:
-        _until("hold of the lock by a", lambda: "test hook: holding" in _log(tmp_path, "a"),
-               procs, tmp_path)
-        b = _start(tmp_path, "b", lock, base)
-        procs.append(b)
-        _until("wait of b", lambda: WAIT in _log(tmp_path, "b"), procs, tmp_path)
+    with _b_waiting_on_a(tmp_path) as (a, b):
         a.send_signal(signal.SIGKILL)  # never released: only its death frees the lock
         a.wait(30)
         assert b.wait(300) == 0, _log(tmp_path, "b")
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
     log_b = _log(tmp_path, "b")
     assert "package:" in log_b and "cache hit" not in log_b, log_b
     assert not (tmp_path / "a.zip").exists()
-    assert (tmp_path / "b.zip").stat().st_size > 0

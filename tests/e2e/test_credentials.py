@@ -18,12 +18,14 @@ import pulumi
 from pulumi_lambda_layers import LambdaLayerBuild
 
 layer = LambdaLayerBuild("deps", runtime="python3.11", lock="requirements.lock", builder="local",
-                         layer_name="e2e-credentials")
+                         layer_name="e2e-credentials",
+                         cache_signing_key=pulumi.Output.secret("SIGNING_KEY"))
 for key in ("layer_version_arn", "version", "content_hash", "packages"):
     pulumi.export(key, getattr(layer, key))
 '''
 
 USER, TOKEN1, TOKEN2 = "ci-bot", "tok1-s3cr3t-9f8e7d", "tok2-s3cr3t-1a2b3c"
+KEY1, KEY2 = "sign-k3y-one-5d4c3b", "sign-k3y-two-0f9e8d"
 
 
 @pytest.fixture
@@ -50,7 +52,7 @@ def test_index_token_never_in_state_output_or_layer(pulumi_project: PulumiProjec
     with serve_index(tmp_path / "wheels", auth={(USER, TOKEN1), (USER, TOKEN2)}) as index:
         lock = pulumi_project.dir / "requirements.lock"
         lock.write_text(_lock(index.url, TOKEN1))
-        pulumi_project.write("layer-credentials", PROGRAM)
+        pulumi_project.write("layer-credentials", PROGRAM.replace("SIGNING_KEY", KEY1))
         cli = pulumi_project.cli
         cli.stack_init("dev")
 
@@ -67,11 +69,15 @@ def test_index_token_never_in_state_output_or_layer(pulumi_project: PulumiProjec
                             ("stack export --show-secrets", exported_plain),
                             ("stack outputs", json.dumps(outputs))):
             assert TOKEN1 not in text, f"the token is in the {where}"
+            if where != "stack export --show-secrets":
+                assert KEY1 not in text, f"the cache signing key is in the {where}"
         # Masked in the state, and the build inputs a secret besides.
         assert f"http://{USER}:***@127.0.0.1" in exported_plain
         layer = next(r for r in json.loads(exported)["deployment"]["resources"]
                      if r["type"].endswith("LambdaLayerBuild"))
         assert "ciphertext" in json.dumps(layer["outputs"]["build"])
+        assert "ciphertext" in json.dumps(layer["outputs"]["cache_signing_key"])
+        assert "ciphertext" in json.dumps(layer["inputs"]["cache_signing_key"])
 
         zips = sorted(Path(cli.env["PLL_CACHE_DIR"]).rglob("*.zip"))
         assert zips, "no layer zip in the build cache"
@@ -80,7 +86,9 @@ def test_index_token_never_in_state_output_or_layer(pulumi_project: PulumiProjec
             assert TOKEN1 not in text, f"the token is in {path}"
             assert "pllprivate" in text
 
-        # The token is rotated in the file: neither the hash nor the diff changes.
+        # The token is rotated in the file, and the signing key in the program: neither the
+        # hash nor the diff changes.
         lock.write_text(_lock(index.url, TOKEN2))
+        pulumi_project.write("layer-credentials", PROGRAM.replace("SIGNING_KEY", KEY2))
         cli.run("preview", "--expect-no-changes")
         assert cli.outputs()["content_hash"] == outputs["content_hash"]

@@ -41,10 +41,11 @@ def _on_machine(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> P
 
 
 def _build(lock: Path, out: Path, bucket: str, logs: list[str] | None = None,
-           arch: str = "x86_64") -> BuildResult:
+           arch: str = "x86_64", key: str | None = None) -> BuildResult:
     spec = make_spec(runtime="python3.11", architecture=arch, lock=str(lock), builder="local")
     return build_layer(spec, out, log=(logs.append if logs is not None else lambda _m: None),
-                       use_cache=True, cache_bucket=bucket, cache_prefix="layers/")
+                       use_cache=True, cache_bucket=bucket, cache_prefix="layers/",
+                       cache_signing_key=key)
 
 
 def test_built_on_one_machine_used_on_another(bucket: str, lock: Path, tmp_path: Path,
@@ -257,3 +258,54 @@ def test_a_node_layer_from_the_bucket_is_checked_and_used(aws_env: str, tmp_path
                         log=logs.append)
     assert again.builder == "cache", logs
     assert again.zip.sha256 == built.zip.sha256 and again.report.ok
+
+
+def test_a_signed_cache_uses_only_objects_signed_with_its_key(
+        aws_env: str, lock: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bucket = _new_bucket("layer-cache-signed")
+    s3 = boto3.client("s3")
+    a = _on_machine("a", tmp_path, monkeypatch)
+    built = _build(lock, a / "layer.zip", bucket, key="team-key-1")
+    facts_key = f"layers/{built.content_hash}.json"
+    stored = json.loads(s3.get_object(Bucket=bucket, Key=facts_key)["Body"].read())
+    assert stored["signature"].startswith("hmac-sha256:"), stored
+
+    # The same key, from the environment this time: used without building.
+    b = _on_machine("b", tmp_path, monkeypatch)
+    monkeypatch.setenv("PLL_CACHE_SIGNING_KEY", "team-key-1")
+    assert _build(lock, b / "layer.zip", bucket).builder == "cache"
+    monkeypatch.delenv("PLL_CACHE_SIGNING_KEY")
+
+    # Another key: ignored and built here (and the bucket now holds this machine's signature).
+    c = _on_machine("c", tmp_path, monkeypatch)
+    logs: list[str] = []
+    again = _build(lock, c / "layer.zip", bucket, logs, key="team-key-2")
+    assert again.builder == "local" and again.zip.sha256 == built.zip.sha256
+    assert any("its signature is wrong for this signing key" in line for line in logs), logs
+
+    # Someone who can write the bucket but has no key: a zip of other bytes, its sha256 in
+    # the .json, the old signature kept. Refused before the zip is even fetched.
+    forged = bytearray(built.zip.path.read_bytes())
+    forged[len(forged) // 2] ^= 0xFF
+    s3.put_object(Bucket=bucket, Key=f"layers/{built.content_hash}.zip", Body=bytes(forged))
+    stored = json.loads(s3.get_object(Bucket=bucket, Key=facts_key)["Body"].read())
+    stored["sha256"] = hashlib.sha256(bytes(forged)).hexdigest()
+    s3.put_object(Bucket=bucket, Key=facts_key, Body=json.dumps(stored).encode())
+    d = _on_machine("d", tmp_path, monkeypatch)
+    logs.clear()
+    assert _build(lock, d / "layer.zip", bucket, logs, key="team-key-2").builder == "local"
+    assert any("its signature is wrong" in line for line in logs), logs
+
+    # An unsigned object pair (put by a machine without a key) is ignored by one with a key.
+    plain = _new_bucket("layer-cache-unsigned")
+    e = _on_machine("e", tmp_path, monkeypatch)
+    _build(lock, e / "layer.zip", plain)
+    assert "signature" not in json.loads(
+        s3.get_object(Bucket=plain, Key=facts_key)["Body"].read())
+    f = _on_machine("f", tmp_path, monkeypatch)
+    logs.clear()
+    assert _build(lock, f / "layer.zip", plain, logs, key="team-key-1").builder == "local"
+    assert any("it is not signed and a cache signing key is set" in line for line in logs), logs
+    # ... while a machine without a key still uses it (signing is opt-in per reader).
+    g = _on_machine("g", tmp_path, monkeypatch)
+    assert _build(lock, g / "layer.zip", plain).builder == "cache"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -86,6 +88,35 @@ class Untrusted(Exception):
     """A shared-cache object this machine will not use; the message says why."""
 
 
+# The environment variable a signing key may come from when no cache_signing_key is given.
+SIGNING_KEY_ENV = "PLL_CACHE_SIGNING_KEY"
+_SIGNATURE = "hmac-sha256:"
+
+
+def signing_key(given: str | None) -> bytes | None:
+    """The shared cache's signing key: the one given, else $PLL_CACHE_SIGNING_KEY, else None."""
+    key = given or os.environ.get(SIGNING_KEY_ENV) or None
+    return key.encode() if key else None
+
+
+def signature(key: bytes, content_hash: str, sha256: str) -> str:
+    """The signature of a cache object pair: HMAC-SHA256 over the content hash and the zip's
+    sha256 (the zip is checked against that sha256, so the signature covers its bytes)."""
+    mac = hmac.new(key, f"pll-cache-v1\n{content_hash}\n{sha256}\n".encode(), hashlib.sha256)
+    return _SIGNATURE + mac.hexdigest()
+
+
+def _signature_problem(key: bytes, about: dict[str, Any], content_hash: str,
+                       sha256: str) -> str:
+    """Why a signed cache rejects an object pair ("" when its signature is right)."""
+    given = about.get("signature")
+    if not isinstance(given, str) or not given.startswith(_SIGNATURE):
+        return "it is not signed and a cache signing key is set"
+    if not hmac.compare_digest(given, signature(key, content_hash, sha256)):
+        return "its signature is wrong for this signing key"
+    return ""
+
+
 # Distributions at the top of a Python layer's site-packages (vendored ones deeper down, such as
 # setuptools/_vendor/*.dist-info, are part of the package that vendors them).
 _DIST_INFO = re.compile(r"^python/(?:lib/python[^/]+/site-packages/)?([^/]+)\.dist-info/")
@@ -150,9 +181,11 @@ def _same_version(a: str, b: str) -> bool:
 
 
 def fetch(target: AwsTarget, bucket: str, prefix: str, content_hash: str,
-          log: Callable[[str], None], vet: Callable[[Path], dict[str, Any]]) -> Path | None:
+          log: Callable[[str], None], vet: Callable[[Path], dict[str, Any]],
+          key: bytes | None = None) -> Path | None:
     """Copy the shared cache's zip for content_hash into this machine's cache if it is there,
-    its bytes match its recorded sha256 and `vet` accepts it; None otherwise.
+    its bytes match its recorded sha256, it is signed with `key` (when one is set) and `vet`
+    accepts it; None otherwise.
 
     The bucket is a convenience, not a trust anchor: whoever can write it could put any zip
     there, so `vet` checks the zip again here (validation with the current rules, the package
@@ -171,9 +204,14 @@ def fetch(target: AwsTarget, bucket: str, prefix: str, content_hash: str,
                                        about_file):
                 return None
             try:
-                expected = str(json.loads(about_file.read_text())["sha256"])
+                stored = dict(json.loads(about_file.read_text()))
+                expected = str(stored["sha256"])
             except (ValueError, KeyError, TypeError):
                 log(f"shared cache: {where} ignored: its .json is unreadable; building here")
+                return None
+            unsigned = _signature_problem(key, stored, content_hash, expected) if key else ""
+            if unsigned:  # the zip is not even fetched: only holders of the key fill the cache
+                log(f"shared cache: {where} ignored: {unsigned}; building here")
                 return None
             if not s3.download_object(target, bucket, remote_key(prefix, content_hash, ".zip"),
                                        zip_file):
@@ -195,17 +233,24 @@ def fetch(target: AwsTarget, bucket: str, prefix: str, content_hash: str,
 
 
 def push(target: AwsTarget, bucket: str, prefix: str, content_hash: str,
-         log: Callable[[str], None]) -> bool:
-    """Upload this machine's cached zip for content_hash (and then its facts) to the shared
-    cache; a failure is a warning (the build stands) and returns False."""
+         log: Callable[[str], None], key: bytes | None = None) -> bool:
+    """Upload this machine's cached zip for content_hash (and then its facts, signed with key
+    when one is set) to the shared cache; a failure is a warning (the build stands) and returns
+    False."""
     from pulumi_lambda_layers.aws import s3
 
     path = zip_path(content_hash)
     try:
-        s3.upload_object(target, bucket, remote_key(prefix, content_hash, ".zip"), path)
-        s3.upload_object(target, bucket, remote_key(prefix, content_hash, ".json"),
-                         path.with_suffix(".json"))
-    except (PublishError, OSError) as exc:
+        about = dict(json.loads(path.with_suffix(".json").read_text()))
+        if key:
+            about["signature"] = signature(key, content_hash, str(about["sha256"]))
+        with tempfile.TemporaryDirectory(prefix=".pll-push-", dir=path.parent) as tmp:
+            facts_file = Path(tmp) / "about.json"
+            facts_file.write_text(json.dumps(about))
+            s3.upload_object(target, bucket, remote_key(prefix, content_hash, ".zip"), path)
+            s3.upload_object(target, bucket, remote_key(prefix, content_hash, ".json"),
+                             facts_file)
+    except (PublishError, OSError, ValueError, KeyError) as exc:
         problem = exc.problem if isinstance(exc, PublishError) else str(exc)
         log(f"warning: shared cache: could not put {content_hash[:16]} in s3://{bucket}/{prefix} "
             f"({problem}); the layer built here is used")
@@ -229,5 +274,6 @@ def place(src: Path, dst: Path) -> None:
         raise
 
 
-__all__ = ["Untrusted", "cache_dir", "facts", "fetch", "held_packages", "lookup", "package_mismatch",
-           "place", "push", "record", "remote_key", "store", "write_atomic", "zip_path"]
+__all__ = ["SIGNING_KEY_ENV", "Untrusted", "cache_dir", "facts", "fetch", "held_packages", "lookup",
+           "package_mismatch", "place", "push", "record", "remote_key", "signature",
+           "signing_key", "store", "write_atomic", "zip_path"]

@@ -57,13 +57,16 @@ class BuildResult:
 def build_layer(spec: LayerSpec, output: str | Path, log: Sink | None = None,
                 fp: Fingerprint | None = None, *, use_cache: bool = False,
                 cache_bucket: str | None = None, cache_prefix: str = "",
-                cache_target: AwsTarget | None = None) -> BuildResult:
+                cache_target: AwsTarget | None = None,
+                cache_signing_key: str | None = None) -> BuildResult:
     """Build the spec into `output`. On any failure nothing is written to `output`.
 
     The steps, in order: resolve (fingerprint, unless fp is given) -> cache lookup -> install ->
     package -> validate -> store. With use_cache, a zip already built for the content hash (on
     this machine, or in cache_bucket under cache_prefix) is returned without building; a new
-    build is cached there. This is the one place cache hits are handled. Progress goes to the
+    build is cached there. With a signing key (cache_signing_key, else $PLL_CACHE_SIGNING_KEY)
+    objects put in the bucket are signed, and unsigned or wrongly signed ones are ignored. This
+    is the one place cache hits are handled. Progress goes to the
     log channel (log=: a sink for this call). A failed step raises a LayerError named for it.
     """
     with to(log):
@@ -72,7 +75,8 @@ def build_layer(spec: LayerSpec, output: str | Path, log: Sink | None = None,
         fp = fp or resolve(spec)
         emit(f"fingerprint: {fp.content_hash[:16]} ({len(fp.packages)} packages)")
         store = _Store(fp.content_hash, cache_bucket, cache_prefix, cache_target,
-                       _shared_vet(spec, fp)) if use_cache else None
+                       _shared_vet(spec, fp), cache.signing_key(cache_signing_key)
+                       ) if use_cache else None
         hit = store.lookup() if store else None
         if hit is not None:
             return _from_cache(spec, fp, hit, output)
@@ -152,12 +156,13 @@ class _Store:
     prefix: str
     target: AwsTarget | None
     vet: Callable[[Path], dict[str, Any]]  # checks a zip from the bucket (cache.Untrusted: no)
+    key: bytes | None = field(default=None, repr=False)  # signs what goes in; unsigned: ignored
 
     def lookup(self, local_only: bool = False) -> Path | None:
         hit = cache.lookup(self.content_hash)
         if hit is None and self.bucket and not local_only:
             hit = cache.fetch(self._target(), self.bucket, self.prefix, self.content_hash, emit,
-                              self.vet)
+                              self.vet, self.key)
             if hit is not None:
                 emit(f"cache: got {self.content_hash[:16]} from s3://{self.bucket}/{self.prefix}")
         return hit
@@ -167,7 +172,8 @@ class _Store:
                     {"builder": outcome.builder, "builder_reason": outcome.reason,
                      "report": report.to_dict()})
         if self.bucket:
-            if cache.push(self._target(), self.bucket, self.prefix, self.content_hash, emit):
+            if cache.push(self._target(), self.bucket, self.prefix, self.content_hash, emit,
+                          self.key):
                 emit(f"cache: put {self.content_hash[:16]} in s3://{self.bucket}/{self.prefix}")
 
     def _target(self) -> AwsTarget:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,7 @@ class LayerProps:
     build: dict[str, Any]
     cache_bucket: str | None = None
     cache_prefix: str = ""
+    cache_signing_key: str | None = field(default=None, repr=False)
     smoke_test: bool | tuple[str, ...] = False  # True: every top-level package; or these names
     smoke_image: str | None = None
     owner: str | None = None  # the marker's owner label; None in states from before owners
@@ -78,6 +79,7 @@ class LayerProps:
             build=dict(props.get("build") or {}),
             cache_bucket=props.get("cache_bucket") or None,
             cache_prefix=props.get("cache_prefix") or "",
+            cache_signing_key=props.get("cache_signing_key") or None,
             smoke_test=_smoke_option(props.get("smoke_test")),
             smoke_image=props.get("smoke_image") or None,
             owner=props.get("owner") or None,
@@ -146,6 +148,10 @@ class LayerBuildProvider(ResourceProvider):
             compatible_architectures=(p.architecture,), s3_bucket=p.s3_bucket, owner=p.owner)
         log(f"{'published' if fresh else 'reused existing'} {version.layer_version_arn}")
         fault_point("after-publish")
+        # A failure from here on (or a kill) leaves the version published, on purpose: the next
+        # up's publish_version finds it by its marker (this owner, this content) and adopts it,
+        # then shares it. Deleting it here could fail for the same reason set_permissions did,
+        # and a kill cannot delete anything, so adoption is the one recovery (docs/aws.md).
         layers.set_permissions(p.target, p.layer_name, version.version, p.share_with)
         return CreateResult(version.layer_version_arn, _outs(props, version, built))
 
@@ -263,7 +269,8 @@ def _build_or_reuse(p: LayerProps) -> tuple[Path, dict[str, Any]]:
 
     result = build_layer(p.spec(), cache.zip_path(p.content_hash), fp=p.fingerprint(),
                          use_cache=True, cache_bucket=p.cache_bucket,
-                         cache_prefix=p.cache_prefix, cache_target=p.target)
+                         cache_prefix=p.cache_prefix, cache_target=p.target,
+                         cache_signing_key=p.cache_signing_key)
     if result.builder != "cache":
         log(f"build: {result.builder} ({result.builder_reason}); {result.zip.zipped_size:,} "
             f"bytes zipped, {result.zip.unzipped_size:,} unzipped")
@@ -318,6 +325,7 @@ class LambdaLayerBuild(pulumi.dynamic.Resource, module="lambda-layers", name="La
                  share_with: Sequence[str] | None = None, retain_versions: int = 0,
                  retain_on_delete: bool = False, s3_bucket: str | None = None,
                  cache_bucket: str | None = None, cache_prefix: str = "",
+                 cache_signing_key: pulumi.Input[str] | None = None,
                  builder: str = "auto", image: str | None = None, network_mode: str | None = None,
                  proxy: Mapping[str, str] | None = None, ca_bundle: str | None = None,
                  exclude: Sequence[str] | None = None, slim: Sequence[str] | bool | None = None,
@@ -353,6 +361,10 @@ class LambdaLayerBuild(pulumi.dynamic.Resource, module="lambda-layers", name="La
         cache_bucket/cache_prefix: S3 build cache shared by machines and CI: a zip built anywhere
             for this content hash is used (after its sha256 is checked) instead of building, and
             new builds are put there. Not content: it never changes the content hash.
+        cache_signing_key: a secret shared by everyone who may fill cache_bucket (give a
+            Pulumi secret; default: $PLL_CACHE_SIGNING_KEY): objects put there are signed, and
+            unsigned or wrongly signed ones are ignored (built here instead). Kept in the state
+            only as a secret; changing it is no change to the layer.
         builder/image/network_mode/proxy/ca_bundle/exclude/slim: how the layer is built.
         frozen: refuse to resolve anything; a lock must give every version.
         resolution_max_age: how long a resolution of unpinned requirements is reused instead of
@@ -406,11 +418,15 @@ class LambdaLayerBuild(pulumi.dynamic.Resource, module="lambda-layers", name="La
             "s3_bucket": s3_bucket, "region": region, "profile": profile,
             "assume_role_arn": assume_role_arn,
             "cache_bucket": cache_bucket, "cache_prefix": cache_prefix,
+            "cache_signing_key": pulumi.Output.secret(cache_signing_key)
+            if cache_signing_key is not None else None,
             "build": pulumi.Output.secret(build) if proxy else build,
             "smoke_test": list(smoke_test) if isinstance(smoke_test, (list, tuple)) else smoke_test,
             "smoke_image": smoke_image,
             **{k: None for k in OUTPUT_KEYS},
         }
         props["input_errors"] = errors  # None (not sent) when the input is fine
-        super().__init__(LayerBuildProvider(), resource_name, props, opts)
+        secret = pulumi.ResourceOptions(additional_secret_outputs=["cache_signing_key"])
+        super().__init__(LayerBuildProvider(), resource_name, props,
+                         pulumi.ResourceOptions.merge(opts, secret))
 

@@ -102,6 +102,15 @@ def run(client: Any, image: Any, command: list[str], on_line: Log, *,
     return Exit(code, list(tail), time.monotonic() - start, timed_out.is_set())
 
 
+def locked_down(user: str, tmp: str) -> dict[str, Any]:
+    """run options for code we do not trust (a package's setup.py, its install scripts): run as
+    user (never root), with no capability and no way to gain one (setuid binaries included),
+    on a read-only root filesystem; /tmp a tmpfs with these mount options. Only the mounts the
+    caller gives as rw can be written besides."""
+    return {"user": user, "cap_drop": ["ALL"], "security_opt": ["no-new-privileges"],
+            "read_only": True, "tmpfs": {"/tmp": tmp}}
+
+
 def lines(stream: Iterable[bytes]) -> Iterator[str]:
     """Text lines from the SDK's log stream, whose chunks can end in the middle of a line."""
     buf = b""

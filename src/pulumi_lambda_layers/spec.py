@@ -58,6 +58,9 @@ class LayerSpec:
     exclude: tuple[str, ...] = ()
     slim: tuple[str, ...] = ()
     frozen: bool = False  # never resolve: a lock must give every version
+    # Whose Docker package-cache volume the build uses (docs/sandbox.md): the Pulumi project for
+    # the resource; "" for $PLL_CACHE_OWNER, else the deployer's uid. Not content: never hashed.
+    cache_owner: str = ""
 
     @property
     def build_image(self) -> str:

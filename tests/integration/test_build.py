@@ -215,13 +215,16 @@ def test_docker_builds_reuse_a_package_cache_volume(tmp_path: Path) -> None:
     # published as an sdist only) and the next build in that image installs it without building.
     # (Its HTTP cache of downloads is in the volume too, but the test machines' registry proxy
     # sends no caching headers, so pip stores no download here.)
-    from pulumi_lambda_layers.build.docker import CACHE_VOLUME_PREFIX
+    import dataclasses
+
+    from pulumi_lambda_layers.build.docker import cache_volume_name
     from tests.testbed_images import require_docker
 
     client = require_docker()
-    spec = _docker_spec(write(tmp_path / "requirements.lock", "docopt==0.6.2\n"))
-    image_id = client.images.get(spec.build_image).id
-    volume = CACHE_VOLUME_PREFIX + image_id.split(":")[-1][:16]
+    spec = dataclasses.replace(
+        _docker_spec(write(tmp_path / "requirements.lock", "docopt==0.6.2\n")),
+        cache_owner="test-project-cache-reuse")
+    volume = cache_volume_name(client.images.get(spec.build_image), spec.cache_owner)
     for old in client.volumes.list(filters={"name": volume}):
         old.remove(force=True)  # start cold, whatever earlier runs left
     logs: list[list[str]] = [[], []]
@@ -231,7 +234,9 @@ def test_docker_builds_reuse_a_package_cache_volume(tmp_path: Path) -> None:
     assert any("Building wheel for docopt" in line for line in logs[0]), "\n".join(logs[0])
     assert not any("Building wheel for docopt" in line for line in logs[1]), "\n".join(logs[1])
     assert any("docopt" in line for line in logs[1])  # installed all the same
-    assert client.volumes.get(volume).attrs["Labels"] == {"pulumi-lambda-layers": "package-cache"}
+    assert client.volumes.get(volume).attrs["Labels"] == {
+        "pulumi-lambda-layers": "package-cache",
+        "pulumi-lambda-layers.cache-owner": "test-project-cache-reuse"}
     assert first.zip.sha256 == second.zip.sha256  # the cache changes how fast, never the bytes
 
 

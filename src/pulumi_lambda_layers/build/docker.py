@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
+import shutil
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,57 +21,153 @@ from pulumi_lambda_layers.spec import LayerSpec
 
 _IN, _OUT, _CA, _CACHE = "/pll/in", "/pll/out", "/pll/ca/extra.pem", "/pll/cache"
 CACHE_VOLUME_PREFIX = "pulumi-lambda-layers-cache-"
+# Every cache volume carries CACHE_LABEL (docs/sandbox.md: clean them up by it) and its owner.
+CACHE_LABEL, CACHE_LABEL_VALUE = "pulumi-lambda-layers", "package-cache"
+OWNER_LABEL = "pulumi-lambda-layers.cache-owner"
+# Who the package cache belongs to when the caller does not say (select.py reads it): the
+# Pulumi project name is the intended value, so a project's builds never read another's cache.
+CACHE_OWNER_ENV = "PLL_CACHE_OWNER"
+# uid and gid of build containers when the deployer is root: no image names it, so it owns
+# nothing in the image, and a build is never root, whoever deploys.
+SANDBOX_UID = 10001
+# pip builds sdists in /tmp (numpy's compile needs gigabytes) and runs what it built there.
+BUILD_TMPFS = "rw,exec,nosuid,nodev,mode=1777,size=4g"
+# One-off root container over a cache volume: unless it is the build uid's alone (mode 0700),
+# it is emptied and given to that uid. Emptied, not just re-owned: while others could write to
+# it they could have left wheels that pip would install. A new volume goes the same way.
+_PREPARE = ('set -eu; now=$(stat -c "%u:%g %a" "$1"); [ "$now" = "$2 700" ] && exit 0; '
+            'echo "pll: was $now"; find "$1" -mindepth 1 -delete; chown "$2" "$1"; '
+            'chmod 0700 "$1"')
+_prepared: set[tuple[str, str, str]] = set()  # (volume, its CreatedAt, uid:gid) checked here
+_prepare_lock = threading.Lock()
 
 
 class DockerBuilder:
-    """One container per build: read-only inputs, output owned by the caller, log tail on failure."""
+    """One container per build, sandboxed: never root, no capabilities, read-only but for its
+    output folder and its owner's package cache volume; log tail on failure."""
 
     name = "docker"
 
-    def __init__(self, client: Any = None) -> None:
+    def __init__(self, client: Any = None, cache_owner: str = "") -> None:
         self._client = client  # a docker SDK client; None: from the environment, on first build
+        # Whose package cache the builds use; "": the deployer's uid.
+        self._cache_owner = cache_owner or f"uid{os.getuid()}"
 
     def build(self, spec: LayerSpec, fp: Fingerprint, root: Path, log: Log) -> None:
         client = self._client if self._client is not None else docker_client()
         image = ensure_image(client, spec.build_image, DOCKER_PLATFORM[spec.architecture], log)
+        uid, gid = build_user()
+        if os.getuid() == 0:
+            # The one host folder the build may write; as root the host still reads and deletes
+            # all it holds.
+            os.chown(root, uid, gid)
+        cache = cache_volume(client, image, self._cache_owner, (uid, gid), log)
         with tempfile.TemporaryDirectory(prefix="pll-docker-in-") as inp:
+            # Readable by the build uid, which may not be the owner; mounted read-only.
             for name, text in fp.install_files.items():
                 Path(inp, name).write_text(text)
-            os.chmod(inp, 0o755)  # the container user may not be the directory's owner
+                os.chmod(Path(inp, name), 0o644)
+            os.chmod(inp, 0o755)
             volumes = {inp: {"bind": _IN, "mode": "ro"}, str(root): {"bind": _OUT, "mode": "rw"},
-                       cache_volume(client, image, log): {"bind": _CACHE, "mode": "rw"}}
+                       cache: {"bind": _CACHE, "mode": "rw"}}
             if spec.ca_bundle:
-                volumes[str(spec.ca_bundle)] = {"bind": _CA, "mode": "ro"}
-            log(f"docker: building in {spec.build_image} ({spec.architecture})")
-            run_container(client, image, build_script(spec), volumes, spec, log)
+                volumes[copy_ca_bundle(spec.ca_bundle, Path(inp))] = {"bind": _CA, "mode": "ro"}
+            log(f"docker: building in {spec.build_image} ({spec.architecture}) as uid {uid}")
+            run_container(client, image, build_script(spec), volumes, spec, (uid, gid), log)
 
 
-def cache_volume(client: Any, image: Any, log: Log) -> str:
-    """The named volume holding pip's and npm's download caches for builds in this image.
+def build_user() -> tuple[int, int]:
+    """The uid and gid build containers run as: the deployer's, or SANDBOX_UID's for root."""
+    uid = os.getuid()
+    return (uid, os.getgid()) if uid != 0 else (SANDBOX_UID, SANDBOX_UID)
+
+
+def copy_ca_bundle(bundle: Path, folder: Path) -> str:
+    """A copy of the extra CA bundle the build uid can read (the file may be the deployer's
+    alone), in folder; its path."""
+    copy = folder / ".pll-extra-ca.pem"
+    try:
+        shutil.copyfile(bundle, copy)
+    except OSError as exc:
+        raise BuildError("docker", f"could not read the CA bundle {bundle} ({exc.strerror})",
+                         fix="give a ca_bundle this process can read") from None
+    os.chmod(copy, 0o644)
+    return str(copy)
+
+
+def cache_volume_name(image: Any, owner: str) -> str:
+    """prefix + the image id's first 16 hex digits + "-" + 12 of the owner's sha256."""
+    digest = hashlib.sha256(owner.encode()).hexdigest()[:12]
+    return f"{CACHE_VOLUME_PREFIX}{image.id.split(':')[-1][:16]}-{digest}"
+
+
+def cache_volume(client: Any, image: Any, owner: str, user: tuple[int, int], log: Log) -> str:
+    """The named volume holding pip's and npm's download caches for owner's builds in this image.
 
     One per image id: downloads are the same for every image, but wheels pip built from source
-    are only right for the image (compiler, glibc) that built them. Build containers run as the
-    caller's uid, so a new volume is made world-writable (sticky, like /tmp) once, as root.
+    are only right for the image (compiler, glibc) that built them. One per owner: a wheel in
+    the cache is installed without a check, so no owner's builds may read or write another's.
+    Made once (and checked once per process), owned by the build uid, mode 0700 (_PREPARE).
+    Volumes of earlier versions (no owner in the name, mode 1777) are no longer used.
     """
+    name = cache_volume_name(image, owner)
+    with _prepare_lock:  # builds of one process at once: one prepares, the others wait
+        # (Another process preparing it at the same moment could empty it under a build that
+        # just started; only a new or wrongly owned volume is ever emptied, so it costs a
+        # download at worst.)
+        volume, made = _get_or_make(client, name, owner)
+        key = (name, str(volume.attrs.get("CreatedAt", "")), f"{user[0]}:{user[1]}")
+        if key in _prepared:
+            return name
+        was = _prepare(client, image, name, user, log)
+        _prepared.add(key)
+    if made:
+        log(f"docker: made package cache volume {name} for {owner!r} (pip and npm downloads "
+            "kept between builds)")
+    elif was is not None:
+        log(f"docker: package cache volume {name} was {was} (owner uid:gid, mode): emptied it "
+            f"and gave it to {user[0]}:{user[1]}, mode 0700")
+    return name
+
+
+def _get_or_make(client: Any, name: str, owner: str) -> tuple[Any, bool]:
+    """The volume and whether it was made now; one without our labels is made again."""
     import docker.errors
 
-    name: str = CACHE_VOLUME_PREFIX + image.id.split(":")[-1][:16]
+    labels = {CACHE_LABEL: CACHE_LABEL_VALUE, OWNER_LABEL: owner}
     try:
-        client.volumes.get(name)
-        return name
+        volume = client.volumes.get(name)
     except docker.errors.NotFound:
-        pass
-    client.volumes.create(name, labels={"pulumi-lambda-layers": "package-cache"})
-    end = containers.run(client, image, ["chmod", "1777", _CACHE], lambda line: log("  " + line),
-                         user="0:0", network_mode="none",
+        return client.volumes.create(name, labels=labels), True
+    if (volume.attrs.get("Labels") or {}) == labels:
+        return volume, False
+    # Not ours (`docker run -v` makes a missing volume, unlabelled): the label filter that cleans
+    # cache volumes up would never find it.
+    try:
+        volume.remove(force=True)
+    except docker.errors.APIError as exc:
+        raise BuildError("docker", f"the package cache volume {name} is not labelled as ours and "
+                         f"could not be removed ({exc.explanation or exc})",
+                         fix=f"stop the containers using it, then `docker volume rm {name}`"
+                         ) from None
+    return client.volumes.create(name, labels=labels), True
+
+
+def _prepare(client: Any, image: Any, name: str, user: tuple[int, int], log: Log) -> str | None:
+    """Give the volume to the build uid alone (mode 0700), emptied unless it already was; what
+    it was before ("0:0 1777") when it had to be changed."""
+    want = f"{user[0]}:{user[1]}"
+    end = containers.run(client, image, ["sh", "-c", _PREPARE, "pll-cache", _CACHE, want],
+                         lambda line: log("  " + line), user="0:0", network_mode="none",
+                         cap_drop=["ALL"], cap_add=["CHOWN", "DAC_OVERRIDE", "FOWNER"],
+                         security_opt=["no-new-privileges"], read_only=True,
                          volumes={name: {"bind": _CACHE, "mode": "rw"}})
-    if end.code != 0:  # left in place, the volume would stay unwritable for every later build
-        client.volumes.get(name).remove(force=True)
-        raise BuildError("docker", f"could not make the package cache volume {name} writable "
-                         f"(chmod exited with {end.code})", "\n".join(end.tail),
-                         "the build image needs /bin/chmod; pass image= with one")
-    log(f"docker: made package cache volume {name} (pip and npm downloads kept between builds)")
-    return name
+    if end.code != 0:  # left as it is, builds could not use it, or others could write to it
+        raise BuildError("docker", f"could not give the package cache volume {name} to uid "
+                         f"{want} (exited with {end.code})", "\n".join(end.tail),
+                         "the build image needs sh, stat, find, chown and chmod; pass image= "
+                         f"with them, or remove the volume: `docker volume rm {name}`")
+    return end.said.removeprefix("was ") if end.said is not None else None
 
 
 def build_script(spec: LayerSpec) -> str:
@@ -90,14 +189,15 @@ def build_environment(spec: LayerSpec) -> dict[str, str]:
 
 
 def run_container(client: Any, image: Any, script: str, volumes: dict[str, dict[str, str]],
-                  spec: LayerSpec, log: Log) -> None:
-    """Run script in image, stream its log, raise BuildError with the tail when it fails."""
+                  spec: LayerSpec, user: tuple[int, int], log: Log) -> None:
+    """Run script in image as user, sandboxed, stream its log, raise BuildError with the tail
+    when it fails. Only volumes' rw mounts can be written besides /tmp."""
 
     # volumes mounts the package cache volume at _CACHE (DockerBuilder.build always does).
     end = containers.run(client, image, ["sh", "-c", script], lambda line: log("  " + line),
                          environment=build_environment(spec), volumes=volumes,
-                         user=f"{os.getuid()}:{os.getgid()}", network_mode=spec.network_mode,
-                         working_dir="/tmp")
+                         network_mode=spec.network_mode, working_dir="/tmp",
+                         **containers.locked_down(f"{user[0]}:{user[1]}", BUILD_TMPFS))
     if end.code == 0:
         return
     if spec.runtime.language == "python":

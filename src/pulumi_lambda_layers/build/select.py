@@ -65,7 +65,7 @@ def install(spec: LayerSpec, fp: Fingerprint, work: Path, staged: Path) -> Insta
     if spec.source.kind == "source_dir":
         return Installed(Outcome("none", "source_dir is shipped as it is"), root=spec.source.path)
     if spec.builder == "docker":
-        return _whole(_docker(), spec, fp, work, Outcome("docker", "builder='docker' was asked for"))
+        return _whole(_docker(spec), spec, fp, work, Outcome("docker", "builder='docker' was asked for"))
     reason = ("builder='local' was asked for" if spec.builder == "local" else
               f"auto: every package has a prebuilt artifact for {spec.runtime.id} "
               f"{spec.architecture}")
@@ -78,7 +78,7 @@ def install(spec: LayerSpec, fp: Fingerprint, work: Path, staged: Path) -> Insta
                                  "Lambda-compatible container") from None
         why = f"auto: {exc}; building in Docker instead"
         emit(why)
-        return _whole(_docker(), spec, fp, work, Outcome("docker", why))
+        return _whole(_docker(spec), spec, fp, work, Outcome("docker", why))
 
 
 def _local(spec: LayerSpec, fp: Fingerprint, work: Path, staged: Path,
@@ -104,7 +104,11 @@ def _whole(builder: Builder, spec: LayerSpec, fp: Fingerprint, work: Path,
     return Installed(outcome, root=root)
 
 
-def _docker() -> Builder:
-    from pulumi_lambda_layers.build.docker import DockerBuilder
+def _docker(spec: LayerSpec) -> Builder:
+    import os
 
-    return DockerBuilder()
+    from pulumi_lambda_layers.build.docker import CACHE_OWNER_ENV, DockerBuilder
+
+    # Whose package cache volume builds use (docs/sandbox.md): the spec's owner (the Pulumi
+    # project), else $PLL_CACHE_OWNER, else the deployer's uid.
+    return DockerBuilder(cache_owner=spec.cache_owner or os.environ.get(CACHE_OWNER_ENV, ""))

@@ -2,6 +2,7 @@
 # refuse an image that cannot make the target's bytes, and add the extra CA bundle to the image's
 # own trust store (replacing it would break public hosts). Exit codes: containers.Refusal.
 # Environment: PLL_MACHINE (uname -m of the target), PLL_CA (the extra CA bundle, if mounted).
+# The root filesystem is read-only and the user is not root (docs/sandbox.md): write only to /tmp.
 set -eu
 m=$(uname -m)
 if [ "$m" != "$PLL_MACHINE" ]; then

@@ -15,7 +15,8 @@ from pulumi_lambda_layers.spec import LayerSpec, make_spec, spec_from_dict
 
 # Loaded when first asked for: the Pulumi resources import the Pulumi SDK, the pipeline its
 # builders; the CLI and `import pulumi_lambda_layers` stay fast without them.
-_LAZY = {"LambdaLayerBuild": "resources", "LayerBuildProvider": "resources",
+_LAZY = {"LambdaLayerBuild": "resources", "LambdaLayerBuildArgs": "resources",
+         "LayerBuildProvider": "resources",
          "LayerAttachment": "resources", "export_layer": "resources",
          "layer_from_stack": "resources", "build_layer": "build.pipeline",
          "BuildResult": "build.pipeline", "fingerprint": "sources.fingerprint",
@@ -31,7 +32,8 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
-    "LambdaLayerBuild", "LayerAttachment", "LayerBuildProvider", "export_layer", "layer_from_stack",
+    "LambdaLayerBuild", "LambdaLayerBuildArgs", "LayerAttachment", "LayerBuildProvider",
+    "export_layer", "layer_from_stack",
     "build_layer", "BuildResult", "fingerprint", "Fingerprint", "make_spec", "spec_from_dict",
     "LayerSpec", "RUNTIMES", "Runtime",
     "LayerError", "SpecError", "ResolveError", "BuildError", "ValidationError", "SmokeError",

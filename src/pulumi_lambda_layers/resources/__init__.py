@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pulumi_lambda_layers.resources.arguments import LambdaLayerBuildArgs
 from pulumi_lambda_layers.resources.attachment import (
                                                        LayerAttachment,
                                                        LayerAttachmentProvider,
@@ -18,6 +19,7 @@ from pulumi_lambda_layers.resources.layer_build import (
 from pulumi_lambda_layers.resources.program_time import program_time_fingerprint
 from pulumi_lambda_layers.resources.sharing import export_layer, layer_from_stack
 
-__all__ = ["LambdaLayerBuild", "LayerAttachment", "LayerAttachmentProvider", "LayerBuildProvider",
+__all__ = ["LambdaLayerBuild", "LambdaLayerBuildArgs", "LayerAttachment", "LayerAttachmentProvider",
+           "LayerBuildProvider",
            "LayerProps", "check_attachment", "check_props", "diff_attachment", "diff_props",
            "export_layer", "keep_auto_name", "layer_from_stack", "program_time_fingerprint"]

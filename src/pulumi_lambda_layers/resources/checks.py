@@ -25,16 +25,20 @@ def check_props(news: Mapping[str, Any]) -> list[CheckFailure]:
     """Every problem with the inputs, as (property, reason) pairs that preview shows."""
     failures = [CheckFailure(e["property"], e["reason"]) for e in news.get("input_errors") or []]
     name = news.get("layer_name")
-    if isinstance(name, str) and not LAYER_NAME.fullmatch(name):
+    if isinstance(name, str) and not unknown(name) and not LAYER_NAME.fullmatch(name):
         failures.append(CheckFailure("layer_name", f"{name!r} is not a valid layer name: use 1-140 "
                                      "letters, digits, '-' or '_' (or leave layer_name out for a "
                                      "name unique to this project, stack and resource)"))
-    try:
-        layers.check_principals(news.get("share_with") or [])
-    except SpecError as exc:
-        failures.append(CheckFailure("share_with", f"{exc.problem} ({exc.fix})"))
+    share = news.get("share_with")
+    if not unknown(share):  # an Output unknown at preview: `up` checks it once it is known
+        try:
+            layers.check_principals([p for p in share if not unknown(p)]
+                                    if isinstance(share, (list, tuple)) else share or [])
+        except SpecError as exc:
+            failures.append(CheckFailure("share_with", f"{exc.problem} ({exc.fix})"))
     retain = news.get("retain_versions")
-    if retain is not None and (not isinstance(retain, (int, float)) or retain < 0):
+    if retain is not None and not unknown(retain) and \
+            (not isinstance(retain, (int, float)) or isinstance(retain, bool) or retain < 0):
         failures.append(CheckFailure("retain_versions", f"expected a whole number >= 0, got "
                                      f"{retain!r}"))
     failures += _check_compatible_runtimes(news)
@@ -46,6 +50,8 @@ def check_props(news: Mapping[str, Any]) -> list[CheckFailure]:
 def _check_deletion_options(news: Mapping[str, Any]) -> list[CheckFailure]:
     failures = []
     roles = news.get("consumer_roles")
+    if unknown(roles):
+        roles = None
     if isinstance(roles, str) or (roles is not None and not isinstance(roles, (list, tuple))):
         fix = f"write [{roles!r}]" if isinstance(roles, str) else "give a list of role ARNs"
         failures.append(CheckFailure("consumer_roles", f"expected a list of IAM role ARNs, got "
@@ -73,7 +79,7 @@ def _check_deletion_options(news: Mapping[str, Any]) -> list[CheckFailure]:
             failures.append(CheckFailure("import_version", f"is in {match['region']} but region "
                                          f"is {news['region']!r}"))
     force = news.get("force_delete")
-    if force is not None and not isinstance(force, bool):
+    if force is not None and not unknown(force) and not isinstance(force, bool):
         failures.append(CheckFailure("force_delete", f"expected True or False, got {force!r}"))
     return failures
 
@@ -111,6 +117,8 @@ def _check_compatible_runtimes(news: Mapping[str, Any]) -> list[CheckFailure]:
 
 def _check_smoke_options(news: Mapping[str, Any]) -> list[CheckFailure]:
     smoke, image = news.get("smoke_test"), news.get("smoke_image")
+    if unknown(smoke) or unknown(image):
+        return []  # unknown at preview: `up` checks it once it is known
     names_ok = isinstance(smoke, (list, tuple)) and bool(smoke) and \
         all(isinstance(n, str) and n.strip() for n in smoke)
     if smoke is not None and not isinstance(smoke, bool) and not names_ok:

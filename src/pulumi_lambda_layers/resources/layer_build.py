@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,14 @@ from pulumi_lambda_layers.aws.functions import layer_base_arn
 from pulumi_lambda_layers.build import cache
 from pulumi_lambda_layers.errors import LayerError, SpecError
 from pulumi_lambda_layers.naming import default_layer_name, owner_label
+from pulumi_lambda_layers.resources.arguments import (
+    LambdaLayerBuildArgs,
+    as_list,
+    config_defaults,
+    preview_time_outputs,
+    stack_config,
+    with_defaults,
+)
 from pulumi_lambda_layers.resources.checks import check_props, diff_props
 from pulumi_lambda_layers.resources.common import log, norm
 from pulumi_lambda_layers.resources.faults import fault_point
@@ -96,7 +104,9 @@ class LayerProps:
             image=b.get("image") or None, network_mode=b.get("network_mode") or None,
             proxy=dict(b.get("proxy") or {}),
             ca_bundle=Path(b["ca_bundle"]) if b.get("ca_bundle") else None,
-            exclude=tuple(b.get("exclude") or ()), slim=tuple(b.get("slim") or ()))
+            exclude=tuple(b.get("exclude") or ()), slim=tuple(b.get("slim") or ()),
+            # Builds of one project share a package cache; other projects' builds cannot reach it.
+            cache_owner=(self.owner or "").split("/", 1)[0])
 
     def fingerprint(self) -> Fingerprint:
         """What to build from: install_files with the credentials the state keeps masked taken
@@ -317,26 +327,15 @@ class LambdaLayerBuild(pulumi.dynamic.Resource, module="lambda-layers", name="La
     architectures: pulumi.Output[list[str]]
     builder_used: pulumi.Output[str]
 
-    def __init__(self, resource_name: str, *, runtime: str, architecture: str = "x86_64",
-                 requirements: str | None = None, lock: str | None = None,
-                 package_json: str | None = None, source_dir: str | None = None,
-                 layer_name: str | None = None, description: str | None = None,
-                 license_info: str | None = None, compatible_runtimes: Sequence[str] | None = None,
-                 share_with: Sequence[str] | None = None, retain_versions: int = 0,
-                 retain_on_delete: bool = False, s3_bucket: str | None = None,
-                 cache_bucket: str | None = None, cache_prefix: str = "",
-                 cache_signing_key: pulumi.Input[str] | None = None,
-                 builder: str = "auto", image: str | None = None, network_mode: str | None = None,
-                 proxy: Mapping[str, str] | None = None, ca_bundle: str | None = None,
-                 exclude: Sequence[str] | None = None, slim: Sequence[str] | bool | None = None,
-                 frozen: bool = False, region: str | None = None, profile: str | None = None,
-                 assume_role_arn: str | None = None,
-                 smoke_test: bool | Sequence[str] = False, smoke_image: str | None = None,
-                 consumer_roles: Sequence[str] | None = None, force_delete: bool = False,
-                 resolution_max_age: float | str | None = None,
-                 import_version: str | None = None,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
-        """Declare a layer. Exactly one of requirements, lock, package_json, source_dir.
+    def __init__(self, resource_name: str, args: LambdaLayerBuildArgs | None = None,
+                 opts: pulumi.ResourceOptions | None = None, **kwargs: Any) -> None:
+        """Declare a layer: `LambdaLayerBuild(name, runtime=..., lock=..., ...)`, or
+        `LambdaLayerBuild(name, LambdaLayerBuildArgs(...), opts)`. Exactly one of requirements,
+        lock, package_json, source_dir. The arguments that decide the content hash (runtime,
+        architecture, the source, builder/image/network_mode/proxy/ca_bundle/exclude/slim,
+        frozen) must be plain values, known at preview; every other one may be an Output
+        (LambdaLayerBuildArgs' type hints say which). Arguments left out take the stack's
+        `lambda-layers:` config (docs/pulumi.md), then the built-in default.
 
         runtime/architecture: the Lambda target (e.g. "python3.12", "arm64").
         layer_name: the Lambda layer name (default: `<project>-<stack>-<resource>-<8 hex>`,
@@ -376,18 +375,29 @@ class LambdaLayerBuild(pulumi.dynamic.Resource, module="lambda-layers", name="La
             never changes the content hash. smoke_image: the image (default: the AWS Lambda
             base image of the runtime).
         """
-        args = {"runtime": runtime, "architecture": architecture, "requirements": requirements,
-                "lock": lock, "package_json": package_json, "source_dir": source_dir,
-                "builder": builder, "image": image, "network_mode": network_mode,
-                "proxy": dict(proxy) if proxy else None, "ca_bundle": ca_bundle,
-                "exclude": list(exclude) if exclude else None, "slim": slim, "frozen": frozen}
+        if args is not None and kwargs:
+            raise TypeError("LambdaLayerBuild takes a LambdaLayerBuildArgs or keyword arguments, "
+                            f"not both (got args and {', '.join(sorted(kwargs))})")
+        given = args if args is not None else LambdaLayerBuildArgs.of(kwargs)
+        defaults, config_problems = config_defaults(stack_config())
+        a = with_defaults(given, defaults)
+        source = {"runtime": a.runtime, "architecture": a.architecture,
+                  "requirements": a.requirements, "lock": a.lock,
+                  "package_json": a.package_json, "source_dir": a.source_dir,
+                  "builder": a.builder or "auto", "image": a.image,
+                  "network_mode": a.network_mode, "proxy": dict(a.proxy) if a.proxy else None,
+                  "ca_bundle": a.ca_bundle, "exclude": list(a.exclude) if a.exclude else None,
+                  "slim": a.slim, "frozen": a.frozen}
         from pulumi_lambda_layers.resources import program_time
 
+        refused = preview_time_outputs(a)
         # Started here, awaited by the engine before registering: the layers of a program
         # resolve at once instead of one after another on this thread.
         content_hash, packages, build, errors = program_time.as_outputs(
-            program_time.start(args, resolution_max_age))
+            program_time.refused(refused) if refused else
+            program_time.start(source, a.resolution_max_age), extra_errors=config_problems)
         project, stack = pulumi.get_project(), pulumi.get_stack()
+        import_version, layer_name = a.import_version, a.layer_name
         if opts is not None and opts.import_:
             # The engine's import reads with no inputs, so a dynamic provider cannot find itself:
             # adopt the version in create instead.
@@ -400,29 +410,29 @@ class LambdaLayerBuild(pulumi.dynamic.Resource, module="lambda-layers", name="La
                             "version; without a content-hash marker its hash is the program's")
         props: dict[str, Any] = {
             "import_version": import_version,
-            "content_hash": content_hash, "packages": packages, "runtime": runtime,
-            "architecture": architecture,
+            "content_hash": content_hash, "packages": packages, "runtime": a.runtime,
+            "architecture": a.architecture,
             "layer_name": layer_name or default_layer_name(project, stack, resource_name),
             "auto_named": not layer_name, "owner": owner_label(project, stack, resource_name),
-            "consumer_roles": consumer_roles if isinstance(consumer_roles, str)
-            else list(consumer_roles) if consumer_roles else [],
-            "force_delete": force_delete,
-            "description": description, "license_info": license_info,
-            # A string stays a string: check_props then says "write [...]" instead of list()
-            # splitting it into one bogus runtime (or principal) per character.
-            "compatible_runtimes": compatible_runtimes if isinstance(compatible_runtimes, str)
-            else list(compatible_runtimes) if compatible_runtimes else None,
-            "share_with": share_with if isinstance(share_with, str)
-            else list(share_with) if share_with else [],
-            "retain_versions": retain_versions, "retain_on_delete": retain_on_delete,
-            "s3_bucket": s3_bucket, "region": region, "profile": profile,
-            "assume_role_arn": assume_role_arn,
-            "cache_bucket": cache_bucket, "cache_prefix": cache_prefix,
-            "cache_signing_key": pulumi.Output.secret(cache_signing_key)
-            if cache_signing_key is not None else None,
-            "build": pulumi.Output.secret(build) if proxy else build,
-            "smoke_test": list(smoke_test) if isinstance(smoke_test, (list, tuple)) else smoke_test,
-            "smoke_image": smoke_image,
+            # Lists stay Inputs (an Output of a list, or a list of Outputs); a string stays a
+            # string, so check_props says "write [...]" instead of one principal per character.
+            "consumer_roles": as_list(a.consumer_roles) if a.consumer_roles is not None else [],
+            "force_delete": a.force_delete,
+            "description": a.description, "license_info": a.license_info,
+            "compatible_runtimes": as_list(a.compatible_runtimes),
+            "share_with": as_list(a.share_with) if a.share_with is not None else [],
+            "retain_versions": a.retain_versions if a.retain_versions is not None else 0,
+            "retain_on_delete": a.retain_on_delete,
+            "s3_bucket": a.s3_bucket, "region": a.region, "profile": a.profile,
+            "assume_role_arn": a.assume_role_arn,
+            "cache_bucket": a.cache_bucket,
+            "cache_prefix": a.cache_prefix if a.cache_prefix is not None else "",
+            "cache_signing_key": pulumi.Output.secret(a.cache_signing_key)
+            if a.cache_signing_key is not None else None,
+            "build": pulumi.Output.secret(build) if a.proxy else build,
+            "smoke_test": as_list(a.smoke_test) if isinstance(a.smoke_test, (list, tuple))
+            else a.smoke_test if a.smoke_test is not None else False,
+            "smoke_image": a.smoke_image,
             **{k: None for k in OUTPUT_KEYS},
         }
         props["input_errors"] = errors  # None (not sent) when the input is fine

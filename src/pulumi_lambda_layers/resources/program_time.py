@@ -108,12 +108,16 @@ def start(args: Mapping[str, Any], max_age: object = None,
     try:
         freshness = freshness_of(max_age, program_config() if config is None else config)
     except SpecError as exc:
-        done: Future[ProgramFingerprint] = Future()
-        done.set_result(ProgramFingerprint("", {}, {}, [{"property": MAX_AGE_ARGUMENT,
-                                                         "reason": exc.one_line()}]))
-        return done
+        return refused([{"property": MAX_AGE_ARGUMENT, "reason": exc.one_line()}])
     # Copied: the caller's dicts may change after the resource is declared.
     return _executor().submit(program_time_fingerprint, dict(args), freshness)
+
+
+def refused(errors: list[dict[str, str]]) -> Future[ProgramFingerprint]:
+    """A fingerprint that was never started, because of these input errors."""
+    done: Future[ProgramFingerprint] = Future()
+    done.set_result(ProgramFingerprint("", {}, {}, errors))
+    return done
 
 
 class FingerprintOutputs(NamedTuple):
@@ -125,9 +129,11 @@ class FingerprintOutputs(NamedTuple):
     errors: pulumi.Output[list[dict[str, str]] | None]
 
 
-def as_outputs(future: Future[ProgramFingerprint]) -> FingerprintOutputs:
+def as_outputs(future: Future[ProgramFingerprint],
+               extra_errors: list[dict[str, str]] | None = None) -> FingerprintOutputs:
     """The fields as pulumi Outputs: the engine awaits input props before registering, so each
-    resource waits for its own fingerprint only, and the program runs on meanwhile."""
+    resource waits for its own fingerprint only, and the program runs on meanwhile. extra_errors
+    (the stack config's, say) join the fingerprint's."""
     import pulumi
 
     async def result() -> ProgramFingerprint:
@@ -141,7 +147,8 @@ def as_outputs(future: Future[ProgramFingerprint]) -> FingerprintOutputs:
         asyncio.ensure_future(result()))
     # An unset input_errors when there are none, as before: nothing new in state or diffs.
     return FingerprintOutputs(whole.apply(lambda r: r[0]), whole.apply(lambda r: r[1]),
-                              whole.apply(build), whole.apply(lambda r: r[3] or None))
+                              whole.apply(build),
+                              whole.apply(lambda r: [*r[3], *(extra_errors or [])] or None))
 
 
 def held_credentials(build: Mapping[str, Any]) -> bool:

@@ -147,3 +147,27 @@ def test_values_unknown_at_preview_pass_the_check() -> None:
     assert [(f.property, f.reason) for f in failures] == [
         ("share_with", "expected a list of principals, got the string '111122223333' "
                        "(write ['111122223333'])")]
+
+
+@pulumi.runtime.test
+def test_an_attachment_takes_its_functions_and_position_as_outputs(mocks: RecordingMocks,
+                                                                    lock: str) -> Any:
+    from pulumi_lambda_layers import LayerAttachment
+
+    layer = LambdaLayerBuild("deps", runtime="python3.12", lock=lock, layer_name="att")
+    attached = LayerAttachment("att", layer=layer,
+                               functions=pulumi.Output.from_input(["billing", "reports"]),
+                               position=pulumi.Output.from_input(0))
+
+    def check(_: Any) -> None:
+        got = _inputs(mocks, "att")
+        assert got["functions"] == ["billing", "reports"] and got["position"] == 0
+        assert got["layer_version_arn"] == "arn:aws:lambda:us-east-1:123456789012:layer:att:1"
+    return attached.urn.apply(check)
+
+
+def test_an_attachment_check_lets_unknown_values_pass() -> None:
+    from pulumi_lambda_layers.resources import check_attachment
+
+    assert check_attachment({"functions": UNKNOWN, "layer_version_arn": UNKNOWN,
+                             "position": UNKNOWN}) == []

@@ -22,6 +22,7 @@ from pulumi.dynamic import (
 from pulumi_lambda_layers.aws import layers
 from pulumi_lambda_layers.errors import AttachError, LayerError
 from pulumi_lambda_layers.limits import MAX_LAYERS
+from pulumi_lambda_layers.resources.arguments import as_list
 from pulumi_lambda_layers.resources.common import log, norm, unknown
 from pulumi_lambda_layers.resources.layer_build import LambdaLayerBuild
 
@@ -77,7 +78,7 @@ def check_attachment(news: Mapping[str, Any]) -> list[CheckFailure]:
                                      "(arn:aws:lambda:<region>:<account>:layer:<name>:<version>); "
                                      "pass a LambdaLayerBuild or its layer_version_arn"))
     position = news.get("position")
-    if position is not None and (not isinstance(position, (int, float))
+    if position is not None and not unknown(position) and (not isinstance(position, (int, float))
                                  or not 0 <= position < MAX_LAYERS):
         failures.append(CheckFailure("position", f"expected 0-{MAX_LAYERS - 1} (a function has at "
                                      f"most {MAX_LAYERS} layers), got {position!r}"))
@@ -197,14 +198,18 @@ class LayerAttachment(pulumi.dynamic.Resource, module="lambda-layers", name="Lay
     attached: pulumi.Output[dict[str, Any]]
     layer_arn: pulumi.Output[str]
 
-    def __init__(self, resource_name: str, *, layer: Any, functions: Sequence[str],
-                 position: int | None = None, keep_on_delete: bool = False,
-                 region: str | None = None, profile: str | None = None,
-                 assume_role_arn: str | None = None,
+    def __init__(self, resource_name: str, *, layer: Any,
+                 functions: pulumi.Input[Sequence[pulumi.Input[str]]],
+                 position: pulumi.Input[int] | None = None,
+                 keep_on_delete: pulumi.Input[bool] = False,
+                 region: pulumi.Input[str] | None = None,
+                 profile: pulumi.Input[str] | None = None,
+                 assume_role_arn: pulumi.Input[str] | None = None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         """layer: a LambdaLayerBuild or a layer version ARN (string or Output); a LambdaLayerBuild
         also gives its unzipped size to the 250 MB check (of an ARN only the zipped size is known).
-        functions: names or ARNs. position: where to add the layer (changing it moves the layer).
+        functions: names or ARNs (a list, or an Output of one). position: where to add the
+        layer (changing it moves the layer).
         keep_on_delete: leave the layer on the functions when this resource is deleted or a
         function is dropped from the list (default: remove it). region/profile/assume_role_arn:
         where the functions are (another account through a role)."""
@@ -214,7 +219,7 @@ class LayerAttachment(pulumi.dynamic.Resource, module="lambda-layers", name="Lay
             else layer
         unzipped = layer.unzipped_size if isinstance(layer, LambdaLayerBuild) else None
         props = {"layer_version_arn": version_arn, "layer_unzipped_size": unzipped,
-                 "functions": list(functions), "position": position,
+                 "functions": as_list(functions), "position": position,
                  "keep_on_delete": keep_on_delete, "region": region, "profile": profile,
                  "assume_role_arn": assume_role_arn,
                  "attached": None, "layer_arn": None}

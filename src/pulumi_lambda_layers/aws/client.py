@@ -102,6 +102,13 @@ def aws_errors(operation: str, resource: str) -> Iterator[None]:
         raise PublishError(operation, resource, str(exc)) from exc
 
 
+def resent(error: BaseException) -> bool:
+    """Whether botocore sent the failed request more than once (RetryAttempts > 0): an earlier
+    attempt may have landed although its answer was lost."""
+    response = getattr(error.__cause__, "response", None) or {}
+    return int((response.get("ResponseMetadata") or {}).get("RetryAttempts") or 0) > 0
+
+
 def fail(operation: str, resource: str, problem: str, fix: str = "",
          size: int | None = None) -> NoReturn:
     """Raise the PublishError of a failure found here rather than answered by AWS."""

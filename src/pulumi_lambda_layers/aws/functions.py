@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, NoReturn
 
-from pulumi_lambda_layers.aws.client import AwsTarget, ClientFactory, call, make_client
+from pulumi_lambda_layers.aws.client import AwsTarget, ClientFactory, call, make_client, resent
 from pulumi_lambda_layers.errors import AttachError, NotFound, PublishError, SpecError
 from pulumi_lambda_layers.errors import Refused as _Refused
 from pulumi_lambda_layers.limits import LAYER_ARN as _LAYER_ARN
@@ -17,8 +17,21 @@ from pulumi_lambda_layers.limits import MAX_LAYERS, UNZIPPED_LIMIT
 DEFAULT_TIMEOUT = 300.0  # seconds to wait for one function's update to finish
 
 _BUSY_CODES = frozenset({"ResourceConflictException"})  # another update still in progress
+# botocore's standard mode retries these too, but only 6 attempts within seconds; a deploy that
+# shares the account's request rate with others waits longer, within `timeout`.
+_THROTTLED_CODES = frozenset({"TooManyRequestsException", "ThrottlingException"})
 
 Sleep = Callable[[float], None]
+FaultHook = Callable[[str], None]
+
+
+def _no_fault(_name: str) -> None:
+    """The default fault hook: carry on."""
+
+
+# Called with a step's name where a test may stop a re-point half done ("between-functions").
+# resources/faults.py installs its fault_point here on import, so aws/ stays free of Pulumi.
+fault_hook: FaultHook = _no_fault
 Size = tuple[int, bool]  # (bytes, True when it is the unzipped size; False: zipped, a lower bound)
 
 
@@ -142,8 +155,10 @@ def attach(target: AwsTarget, layer_version_arn: str, functions: Sequence[str],
 
     Each update carries the RevisionId that was read, so a function changed meanwhile by someone
     else is not overwritten; after each update we wait (with `sleep`, up to `timeout` seconds)
-    until Lambda reports it Successful. If any update fails, the functions already changed get
-    their old layers back and AttachError lists every function with what became of it.
+    until Lambda reports it Successful; a function busy with another update, or throttling, is
+    waited out within the same `timeout`. If any update fails, the functions already changed
+    (an update Lambda accepted counts, even when waiting for it then failed) get their old layers
+    back and AttachError lists every function with what became of it.
     """
     layer_base_arn(layer_version_arn)  # bad input fails before any AWS call
     lam = clients(target, "lambda")
@@ -231,11 +246,20 @@ def _apply(lam: Any, operation: str, layer: str, functions: Sequence[str],
         return []
 
     done: list[Change] = []
-    for change in plan:
+    for index, change in enumerate(plan):
+        if index:
+            fault_hook("between-functions")
         try:
-            done.append(_update(lam, change, f"{operation}ing", sleep, timeout))
-        except _UpdateFailed as exc:  # the update landed but did not succeed: undo it too
-            done.append(replace(change, new_revision=exc.revision))
+            sent = _send(lam, change, f"{operation}ing", sleep, timeout)
+        except (_Refused, PublishError) as exc:
+            _undo(lam, operation, layer, plan, done, change.function, str(exc), sleep, timeout)
+        # Changed from here on, settled or not: a wait that fails (timeout, Failed, an error)
+        # must roll this function back too, not report it "left as it was".
+        done.append(sent)
+        try:
+            done[-1] = _wait(lam, sent, sleep, timeout)
+        except _UpdateFailed as exc:
+            done[-1] = replace(sent, new_revision=exc.revision or sent.new_revision)
             _undo(lam, operation, layer, plan, done, change.function, str(exc), sleep, timeout)
         except (_Refused, PublishError) as exc:
             _undo(lam, operation, layer, plan, done, change.function, str(exc), sleep, timeout)
@@ -280,10 +304,10 @@ class _UpdateFailed(_Refused):
         self.revision = revision
 
 
-def _update(lam: Any, change: Change, activity: str, sleep: Sleep, timeout: float,
-            layers: tuple[str, ...] | None = None, revision: str | None = None) -> Change:
-    """Apply change.new_layers (or `layers`) guarded by the revision read; returns the change
-    with the revision Lambda reports once the update is done."""
+def _send(lam: Any, change: Change, activity: str, sleep: Sleep, timeout: float,
+          layers: tuple[str, ...] | None = None, revision: str | None = None) -> Change:
+    """Send change.new_layers (or `layers`) guarded by the revision read; returns the change with
+    the revision Lambda reports for it. The update may still be in progress (see _wait)."""
     fn = change.function
     request: dict[str, Any] = {"FunctionName": fn,
                                "Layers": list(change.new_layers if layers is None else layers)}
@@ -291,21 +315,58 @@ def _update(lam: Any, change: Change, activity: str, sleep: Sleep, timeout: floa
     if guard:  # an endpoint that reports no RevisionId (moto) cannot check one either
         request["RevisionId"] = guard
     try:
-        call(lam.update_function_configuration, fn, **request)
+        answer = _patient(lam.update_function_configuration, fn, f"{activity} (update its layers)",
+                          sleep, timeout, **request)
     except PublishError as exc:
-        if exc.code == "PreconditionFailedException":
-            raise _Refused(f"function {fn} changed while {activity}; retry ({exc})") from exc
-        if exc.code in _BUSY_CODES:
-            raise _Refused(f"function {fn} is being updated by someone else; retry ({exc})"
-                           ) from exc
-        raise
-    cfg = _settled(lam, fn, sleep, timeout)
+        if exc.code != "PreconditionFailedException":
+            raise
+        if resent(exc):
+            # An earlier attempt may have landed (its answer lost) and renewed the RevisionId that
+            # guards the resend: ours, if the function now has exactly the layers we sent.
+            cfg = call(lam.get_function_configuration, fn, FunctionName=fn)
+            if _layer_arns(cfg) == request["Layers"]:
+                return replace(change, new_revision=cfg.get("RevisionId") or guard)
+        raise _Refused(f"function {fn} changed while {activity}; retry ({exc})") from exc
+    return replace(change, new_revision=answer.get("RevisionId") or guard)
+
+
+def _wait(lam: Any, change: Change, sleep: Sleep, timeout: float) -> Change:
+    """change, with the revision Lambda reports once its update is done; _UpdateFailed when
+    Lambda reports it Failed."""
+    cfg = _settled(lam, change.function, sleep, timeout)
     if cfg.get("LastUpdateStatus") == "Failed":
         raise _UpdateFailed(f"Lambda reports the update Failed: "
                             f"{cfg.get('LastUpdateStatusReason') or 'no reason given'} "
                             f"({cfg.get('LastUpdateStatusReasonCode') or 'no code'})",
                             cfg.get("RevisionId"))
     return replace(change, new_revision=cfg.get("RevisionId"))
+
+
+def _patient(method: Callable[..., Any], fn: str, activity: str, sleep: Sleep, timeout: float,
+             **kwargs: Any) -> Any:
+    """call(method), waiting out a function busy with another update (ResourceConflict) and
+    throttling (beyond botocore's own retries): back off 1, 2, 4, 5, 5... s and retry until
+    `timeout` seconds were waited, then _Refused naming the function, the call and the fix."""
+    waited, delay, tries = 0.0, 1.0, 0
+    while True:
+        tries += 1
+        try:
+            return call(method, fn, **kwargs)
+        except PublishError as exc:
+            if exc.code not in _BUSY_CODES | _THROTTLED_CODES:
+                raise
+            if waited >= timeout:
+                fix = ("another update of the function is still in progress: let it finish, "
+                       "then deploy again" if exc.code in _BUSY_CODES else
+                       "the account's Lambda request rate is used up: deploy fewer stacks at once "
+                       "or ask AWS for a higher rate quota, then deploy again")
+                raise _Refused(
+                    f"function {fn}: {getattr(method, '__name__', 'the call')} while {activity} "
+                    f"was refused {tries} times over {waited:.0f} s ({exc.code}: {exc.problem}); "
+                    f"fix: {fix}, or raise the timeout ({timeout:.0f} s)") from exc
+            sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 5.0)
 
 
 def _undo(lam: Any, operation: str, layer: str, plan: list[Change], done: list[Change],
@@ -324,8 +385,9 @@ def _restore(lam: Any, change: Change, error: str | None, sleep: Sleep,
     """Put change.old_layers back, guarded by the revision our own update produced (a later
     change by someone else wins over the rollback)."""
     try:
-        _update(lam, change, "rolling back", sleep, timeout, layers=change.old_layers,
-                revision=change.new_revision)
+        undone = _send(lam, change, "rolling back", sleep, timeout, layers=change.old_layers,
+                       revision=change.new_revision)
+        _wait(lam, undone, sleep, timeout)
         return FunctionOutcome(change.function, error, rolled_back=True)
     except (_Refused, PublishError) as exc:
         return FunctionOutcome(change.function, error, rolled_back=False, rollback_error=str(exc),
@@ -336,7 +398,8 @@ def _settled(lam: Any, fn: str, sleep: Sleep, timeout: float) -> dict[str, Any]:
     """The function's configuration once no update or creation is in progress."""
     waited, delay = 0.0, 1.0
     while True:
-        cfg: dict[str, Any] = call(lam.get_function_configuration, fn, FunctionName=fn)
+        cfg: dict[str, Any] = _patient(lam.get_function_configuration, fn,
+                                       "reading its configuration", sleep, timeout, FunctionName=fn)
         busy = cfg.get("LastUpdateStatus") == "InProgress" or cfg.get("State") == "Pending"
         if not busy:
             return cfg

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,14 @@ from pulumi_lambda_layers.limits import DESCRIPTION_LIMIT, DIRECT_UPLOAD_LIMIT
 
 # AwsTarget and PublishError are re-exported above: every caller of a layer function needs both.
 
+log = logging.getLogger(__name__)
+
 GET_LAYER_VERSION = "lambda:GetLayerVersion"
+# Seconds a publish waits out ResourceConflictException (the layer busy with another publish) and
+# throttling, with backoff, beyond botocore's own retries (client.RETRIES).
+PUBLISH_WAIT = 60.0
+_WAIT_CODES = frozenset({"ResourceConflictException", "TooManyRequestsException",
+                         "ThrottlingException"})
 SID_PREFIX = "pll-"  # marks policy statements this library manages; others are left alone
 
 # Layer versions carry no tags, so the content hash and the owner (the resource of the stack that
@@ -141,17 +150,23 @@ def publish_version(target: AwsTarget, layer_name: str, zip_path: str | Path, *,
                     license_info: str | None = None, compatible_runtimes: Sequence[str] = (),
                     compatible_architectures: Sequence[str] = (), s3_bucket: str | None = None,
                     s3_key_prefix: str = "lambda-layers/", owner: str | None = None,
-                    clients: ClientFactory = make_client) -> tuple[LayerVersion, bool]:
+                    clients: ClientFactory = make_client,
+                    sleep: Callable[[float], None] = time.sleep) -> tuple[LayerVersion, bool]:
     """Publish zip_path as a new version marked as owner's, or reuse owner's newest version when
     it already has this content.
 
     Returns (version, published): published is False when an existing version was reused, so a
     retried or interrupted deploy never publishes a duplicate. Zips over 50 MiB go through S3.
+    A layer busy with another publish, or throttling, is waited out (`sleep`, up to PUBLISH_WAIT
+    seconds). When the request may have been sent more than once (a retry after a lost answer:
+    each landed), the extra versions with this marker are deleted; the one Lambda answered with,
+    the newest, is kept and returned.
     """
     zip_path = Path(zip_path)
     code_sha256 = code_sha256 or zip_sha256(zip_path)
     lam = clients(target, "lambda")
-    existing = _find_version(lam, layer_name, content_hash, code_sha256, owner)
+    listed = _list_versions(lam, layer_name)
+    existing = _find_in(lam, layer_name, listed, content_hash, code_sha256, owner)
     if existing is not None and (existing.license_info or None) == (license_info or None) \
             and set(existing.compatible_runtimes) == set(compatible_runtimes) \
             and set(existing.compatible_architectures) == set(compatible_architectures):
@@ -172,7 +187,7 @@ def publish_version(target: AwsTarget, layer_name: str, zip_path: str | Path, *,
     region = lam.meta.region_name
     if size <= DIRECT_UPLOAD_LIMIT:
         request["Content"] = {"ZipFile": zip_path.read_bytes()}
-        created = call(lam.publish_layer_version, layer_name, **request)
+        created, retried = _publish(lam, layer_name, request, sleep)
     elif s3_bucket is None:
         fail("publish_layer_version", layer_name,
              f"{zip_path.name} is {_mb(size)} ({size:,} bytes), over the 50 MB "
@@ -185,11 +200,13 @@ def publish_version(target: AwsTarget, layer_name: str, zip_path: str | Path, *,
                 f"{region} and that these credentials may write to it")
         request["Content"] = {"S3Bucket": s3_bucket, "S3Key": key}
         try:
-            created = call(lam.publish_layer_version, layer_name, **request)
+            created, retried = _publish(lam, layer_name, request, sleep)
         finally:
             _s3.delete_quietly(s3, s3_bucket, key)  # Lambda keeps its own copy of the code
 
     published = _layer_version(created)
+    if retried:
+        _drop_duplicates(lam, layer_name, published, max((v.version for v in listed), default=0))
     if published.code_sha256 != code_sha256:
         # Lambda stored other bytes than we hold: never leave a version we cannot vouch for.
         _delete_version(lam, layer_name, published.version)
@@ -285,11 +302,68 @@ def _list_versions(lam: Any, layer_name: str) -> list[LayerVersion]:
 
 def _find_version(lam: Any, layer_name: str, content_hash: str, code_sha256: str,
                   owner: str | None) -> LayerVersion | None:
-    mine = [v for v in _list_versions(lam, layer_name) if v.owner == owner]  # newest first
+    return _find_in(lam, layer_name, _list_versions(lam, layer_name), content_hash, code_sha256,
+                    owner)
+
+
+def _find_in(lam: Any, layer_name: str, listed: list[LayerVersion], content_hash: str,
+             code_sha256: str, owner: str | None) -> LayerVersion | None:
+    mine = [v for v in listed if v.owner == owner]  # newest first
     if not mine or mine[0].content_hash != content_hash:
         return None
     full = _get_version(lam, layer_name, mine[0].version)
     return full if full is not None and full.code_sha256 == code_sha256 else None
+
+
+def _publish(lam: Any, layer_name: str, request: dict[str, Any],
+             sleep: Callable[[float], None]) -> tuple[dict[str, Any], bool]:
+    """publish_layer_version, a busy layer and throttling waited out; returns the answer and
+    whether the request may have been sent more than once (so more than one version landed)."""
+    waited, delay, tries = 0.0, 1.0, 0
+    while True:
+        tries += 1
+        try:
+            created: dict[str, Any] = call(lam.publish_layer_version, layer_name, **request)
+        except PublishError as exc:
+            if exc.code not in _WAIT_CODES:
+                raise
+            if waited >= PUBLISH_WAIT:
+                raise PublishError(
+                    "publish_layer_version", layer_name,
+                    f"refused {tries} times over {waited:.0f} s ({exc.code}: {exc.problem})",
+                    "another publish of this layer, or other deploys sharing the account's "
+                    "Lambda request rate, kept it busy: deploy again once they are done",
+                    code=exc.code) from exc
+            sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 10.0)
+            continue
+        # botocore counts the resends of this call; an earlier call of ours may have been resent.
+        resent = int((created.get("ResponseMetadata") or {}).get("RetryAttempts") or 0)
+        return created, tries > 1 or resent > 0
+
+
+def _drop_duplicates(lam: Any, layer_name: str, kept: LayerVersion, before: int) -> None:
+    """Delete the versions besides `kept` that a resent publish left: newer than `before` (the
+    newest version before this publish), with kept's marker (content hash and owner). kept, the
+    one Lambda answered with, is the newest of them, the one find_version would reuse too.
+    Best effort: the publish itself succeeded, so a failure here is logged, not raised."""
+    try:
+        extra = [v.version for v in _list_versions(lam, layer_name)
+                 if v.version > before and v.version != kept.version
+                 and v.content_hash == kept.content_hash and v.owner == kept.owner]
+        for version in extra:
+            _delete_version(lam, layer_name, version)
+    except PublishError as exc:
+        log.warning("publish_layer_version %s: could not remove the duplicate versions a resent "
+                    "publish may have left (%s); fix: delete the versions of %s newer than %d "
+                    "except %d (`aws lambda delete-layer-version`)", layer_name, exc, layer_name,
+                    before, kept.version)
+        return
+    if extra:
+        log.warning("publish_layer_version %s: a resent publish left duplicate versions %s; "
+                    "deleted them, keeping %d", layer_name, ", ".join(map(str, extra)),
+                    kept.version)
 
 
 def _delete_version(lam: Any, layer_name: str, version: int) -> None:

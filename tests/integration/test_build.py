@@ -178,18 +178,17 @@ def test_docker_not_reachable_says_how_to_start(numpy_lock: Path, tmp_path: Path
     assert not (tmp_path / "layer.zip").exists()
 
 
-def test_sdist_only_package_local_refused_auto_uses_docker(tmp_path: Path) -> None:
-    lock = write(tmp_path / "requirements.lock", "docopt==0.6.2\n")  # published as sdist only
-    with pytest.raises(BuildError, match="use builder='docker'"):
-        build_layer(make_spec(runtime="python3.11", lock=str(lock), builder="local"),
-                    tmp_path / "local.zip")
-    assert not (tmp_path / "local.zip").exists()
-    spec = make_spec(runtime="python3.11", lock=str(lock), builder="auto",
-                     image=require_image("python3.11", "x86_64"), **docker_build_options())
-    result = build_layer(spec, tmp_path / "auto.zip", log=lambda _m: None)
-    assert result.builder == "docker"
-    assert "docopt" in result.builder_reason and "Docker" in result.builder_reason
-    with zipfile.ZipFile(result.zip.path) as zf:
+def test_a_pure_python_sdist_builds_locally_for_local_and_auto(tmp_path: Path) -> None:
+    # docopt is published as an sdist only; its wheel is py3-none-any, so no Docker is needed
+    # (a native sdist still is: tests/integration/test_sdist_local.py).
+    lock = write(tmp_path / "requirements.lock", "docopt==0.6.2\n")
+    local = build_layer(make_spec(runtime="python3.11", lock=str(lock), builder="local"),
+                        tmp_path / "local.zip", log=lambda _m: None)
+    auto = build_layer(make_spec(runtime="python3.11", lock=str(lock), builder="auto"),
+                       tmp_path / "auto.zip", log=lambda _m: None)
+    assert local.builder == auto.builder == "local"
+    assert "pure-Python sdist built here" in auto.builder_reason
+    with zipfile.ZipFile(auto.zip.path) as zf:
         assert "python/lib/python3.11/site-packages/docopt.py" in zf.namelist()
 
 

@@ -22,7 +22,8 @@ from pulumi_lambda_layers.errors import BuildError
 # record the installer and local paths, so pip and uv would otherwise make different bytes.
 _ALWAYS_DROPPED_DIRS = {"__pycache__"}
 _ALWAYS_DROPPED_SUFFIXES = (".pyc", ".pyo")
-_INSTALLER_FILES = {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"}
+# uv_cache.json: uv's note in a wheel installed from a local file (a built sdist), with the time.
+_INSTALLER_FILES = {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json", "uv_cache.json"}
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Local builder: target-platform binary wheels with uv, npm with --os/--cpu/--libc; no container."""
+"""Local builder: target-platform wheels with uv (pure-Python sdists built here), npm; no container."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ _NO_WHEEL_MARKERS = ("no wheels with a matching", "has no usable wheels", "only-
 
 
 class LocalBuilder:
-    """Installs on this machine for the Lambda target; never compiles (binary artifacts only)."""
+    """Installs on this machine for the Lambda target; never compiles native code (prebuilt
+    wheels, and py3-none-any wheels built from pure-Python sdists)."""
 
     name = "local"
 
@@ -32,22 +33,37 @@ class LocalBuilder:
     def _python(self, spec: LayerSpec, fp: Fingerprint, root: Path, log: Log) -> None:
         target = root / spec.runtime.layer_prefix
         platform = spec.runtime.manylinux_platform(spec.architecture)
+        text = fp.install_files["requirements.txt"]
+        built: set[str] = set()
+        while True:
+            proc = self._install(spec, text, target, platform, log)
+            if proc.returncode == 0:
+                return
+            lowered = proc.stderr.lower()
+            if not any(marker in lowered for marker in _NO_WHEEL_MARKERS):
+                raise BuildError("uv pip install", f"exited with {proc.returncode}",
+                                 proc.stderr[-4000:])
+            # uv names one package without a wheel per attempt: the pure-Python sdists among
+            # them are built into wheels (sdist.py), which the next attempt installs.
+            names = [n for n in _no_wheel_names(proc.stderr) if n not in built]
+            if not names:
+                raise NoCompatibleWheel(_no_wheel_reason(proc.stderr, platform,
+                                                         spec.runtime.version))
+            text = _with_built_wheels(spec, text, names, log)
+            built.update(names)
+
+    def _install(self, spec: LayerSpec, text: str, target: Path, platform: str,
+                 log: Log) -> subprocess.CompletedProcess[str]:
         with tempfile.TemporaryDirectory(prefix="pll-local-") as tmp:
             reqs = Path(tmp) / "requirements.txt"
-            reqs.write_text(fp.install_files["requirements.txt"])
+            reqs.write_text(text)
             cmd = [*uv_command(), "pip", "install", "--no-deps", "--only-binary", ":all:",
                    "--target", str(target), "--python-platform", platform,
                    "--python-version", spec.runtime.version, "--link-mode", "hardlink",
                    "-r", str(reqs)]
-            log(f"local: uv pip install {len(fp.packages)} packages for {platform} "
+            log(f"local: uv pip install {len(_pin_lines(text))} packages for {platform} "
                 f"py{spec.runtime.version}")
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=_proxy_env(spec))
-        if proc.returncode != 0:
-            lowered = proc.stderr.lower()
-            if any(marker in lowered for marker in _NO_WHEEL_MARKERS):
-                raise NoCompatibleWheel(_no_wheel_reason(proc.stderr, platform, spec.runtime.version))
-            raise BuildError("uv pip install", f"exited with {proc.returncode}",
-                             proc.stderr[-4000:])
+            return subprocess.run(cmd, capture_output=True, text=True, env=_proxy_env(spec))
 
     def _node(self, spec: LayerSpec, fp: Fingerprint, root: Path, log: Log) -> None:
         check_install_scripts(spec, fp.install_files["package-lock.json"], log)
@@ -96,6 +112,55 @@ def _proxy_env(spec: LayerSpec) -> dict[str, str]:
     if spec.ca_bundle:
         env["SSL_CERT_FILE"] = env["NODE_EXTRA_CA_CERTS"] = str(spec.ca_bundle)
     return env
+
+
+def _pin_lines(text: str) -> dict[str, str]:
+    """{package name: its line} of a requirements text (option lines left out)."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    return {canonicalize_name(Requirement(line.split(" --hash")[0]).name): line
+            for line in (raw.strip() for raw in text.splitlines())
+            if line and not line.startswith("-")}
+
+
+def _with_built_wheels(spec: LayerSpec, text: str, names: list[str], log: Log) -> str:
+    """text with the lines of names replaced by the py3-none-any wheels built from their sdists
+    (NoCompatibleWheel, naming the package, for a native one)."""
+    from pulumi_lambda_layers.build import sdist
+
+    lines = text.splitlines()
+    options = [line.strip() for line in lines if line.strip().startswith("-")]
+    pins = _pin_lines(text)
+    env = _proxy_env(spec)
+    ca = str(spec.ca_bundle) if spec.ca_bundle else None
+    for name in names:
+        if name not in pins:
+            raise NoCompatibleWheel(f"no prebuilt wheel of {name} for "
+                                    f"{spec.runtime.manylinux_platform(spec.architecture)}")
+        wheel = sdist.pure_wheel(pins[name], options, env, ca, log)
+        # From a --find-links folder, not `name @ file://...`: uv marks a wheel installed by
+        # path with a uv_cache.json holding the time, which would make every layer's bytes
+        # differ. The lock's hashes are the sdist's (checked when it was fetched); the line
+        # names the built wheel's instead.
+        pinned = (f"{pins[name].split(' --hash')[0]} "
+                  f"--hash=sha256:{sdist.file_sha256(wheel)}")
+        lines = [f"--find-links {wheel.parent}",
+                 *(pinned if line.strip() == pins[name] else line for line in lines)]
+    return "\n".join(lines) + "\n"
+
+
+def _no_wheel_names(stderr: str) -> list[str]:
+    """The packages uv says have no usable wheel (canonical names, in its order)."""
+    import re
+
+    from packaging.utils import canonicalize_name
+
+    names: list[str] = []
+    for found in re.findall(r"([A-Za-z0-9][A-Za-z0-9._-]*)(?:==\S+)? has no usable wheels", stderr):
+        if canonicalize_name(found) not in names:
+            names.append(canonicalize_name(found))
+    return names
 
 
 def _no_wheel_reason(stderr: str, platform: str, version: str) -> str:

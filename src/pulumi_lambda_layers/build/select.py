@@ -68,7 +68,7 @@ def install(spec: LayerSpec, fp: Fingerprint, work: Path, staged: Path) -> Insta
         return _whole(_docker(spec), spec, fp, work, Outcome("docker", "builder='docker' was asked for"))
     reason = ("builder='local' was asked for" if spec.builder == "local" else
               f"auto: every package has a prebuilt artifact for {spec.runtime.id} "
-              f"{spec.architecture}")
+              f"{spec.architecture} or is a pure-Python sdist built here")
     try:
         return _local(spec, fp, work, staged, Outcome("local", reason))
     except NoCompatibleWheel as exc:

@@ -1,0 +1,319 @@
+"""The local builder and sdists: a pure-Python one is built into a py3-none-any wheel here (kept
+by the sdist's sha256), a native one is refused naming the package (auto then goes to Docker)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import zipfile
+from base64 import b64decode
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from threading import Thread
+
+import pytest
+
+from pulumi_lambda_layers import BuildError, make_spec
+from pulumi_lambda_layers.build.local import LocalBuilder
+from pulumi_lambda_layers.build.pipeline import BuildResult, build_layer
+from pulumi_lambda_layers.errors import NoCompatibleWheel
+from pulumi_lambda_layers.runtimes import RUNTIMES
+from pulumi_lambda_layers.sources.fingerprint import fingerprint
+from pulumi_lambda_layers.validate import inspect_zip
+from tests.conftest import write
+from tests.local_index import make_wheel
+
+SITE = "python/lib/python3.11/site-packages"
+# A setuptools wheel (and `wheel`, which setuptools < 70.1 builds wheels with) for the isolated
+# build environments, served by the test index: the sdists' builds then need no registry. Debian's
+# own setuptools wheel is patched for Debian's layout and cannot build wheels, so it is not used.
+_BACKEND_WHEELS = ("setuptools-6[7-9]*-py3-none-any.whl", "wheel-0.4*-py3-none-any.whl")
+
+
+def make_sdist(folder: Path, name: str, version: str, native: bool = False) -> Path:
+    """A setuptools sdist of name==version: one module, pure Python or a C extension."""
+    files = {
+        "pyproject.toml": '[build-system]\nrequires = ["setuptools"]\n'
+                          'build-backend = "setuptools.build_meta"\n',
+        "PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+    }
+    if native:
+        files["setup.py"] = ("from setuptools import Extension, setup\n"
+                             f"setup(name={name!r}, version={version!r}, "
+                             f"ext_modules=[Extension({name!r}, [{name + '.c'!r}])])\n")
+        files[f"{name}.c"] = ("#include <Python.h>\n"
+                              f'static struct PyModuleDef m = {{PyModuleDef_HEAD_INIT, "{name}"}};\n'
+                              f"PyMODINIT_FUNC PyInit_{name}(void) {{ return PyModule_Create(&m); }}\n")
+    else:
+        files["setup.py"] = ("from setuptools import setup\n"
+                             f"setup(name={name!r}, version={version!r}, py_modules=[{name!r}])\n")
+        files[f"{name}.py"] = f"VERSION = {version!r}\n"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}-{version}.tar.gz"
+    with tarfile.open(path, "w:gz") as tf:
+        for member, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"{name}-{version}/{member}")
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return path
+
+
+def _find_backend_wheels(folder: Path) -> None:
+    """Copy setuptools and wheel wheels from this machine's Python installations into folder."""
+    roots = {Path(sys.base_prefix).parent, Path("/usr/lib"), Path("/usr/local/lib")}
+    for pattern in _BACKEND_WHEELS:
+        found = sorted(p for root in roots if root.is_dir()
+                       for where in (f"*/lib/python3*/**/{pattern}", f"python3*/**/{pattern}")
+                       for p in root.glob(where))
+        if not found:
+            raise RuntimeError(f"no {pattern} on this machine (looked under {sorted(map(str, roots))}):"
+                               " the sdist tests serve it to uv's isolated builds; put one there, "
+                               "e.g. `pip download setuptools==69.5.1 wheel==0.43.0`")
+        shutil.copy(found[-1], folder)
+
+
+@dataclass
+class FileIndex:
+    """A PEP 503 index of every file (wheels and sdists) in a folder; logs each request path."""
+
+    url: str
+    files: Path
+    paths: list[str] = field(default_factory=list)
+    denied: list[str] = field(default_factory=list)
+
+    def downloads(self, filename: str) -> int:
+        return sum(p.endswith("/" + filename) for p in self.paths)
+
+
+@contextmanager
+def serve_files(files: Path, auth: tuple[str, str] | None = None) -> Iterator[FileIndex]:
+    index = FileIndex("", files)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            index.paths.append(self.path)
+            if auth is not None and self._credentials() != auth:
+                index.denied.append(self.path)
+                self._send(401, b"", "text/plain", {"WWW-Authenticate": 'Basic realm="t"'})
+                return
+            page = re.fullmatch(r"/simple/([^/]+)/?", self.path)
+            if page:
+                wanted = _normal(page.group(1))
+                links = [f'<a href="/files/{f.name}#sha256={_sha256(f)}">{f.name}</a>'
+                         for f in sorted(files.iterdir()) if _normal(f.name.split("-")[0]) == wanted]
+                body = ("<html><body>" + "".join(links) + "</body></html>").encode()
+                self._send(200 if links else 404, body, "text/html")
+                return
+            file = re.fullmatch(r"/files/([^/]+)", self.path)
+            if file and (files / file.group(1)).is_file():
+                self._send(200, (files / file.group(1)).read_bytes(), "application/octet-stream")
+                return
+            self._send(404, b"not found", "text/plain")
+
+        def do_HEAD(self) -> None:  # noqa: N802
+            # uv asks whether a wheel can be read in ranges first; no Accept-Ranges: it downloads.
+            self._head_only = True
+            self.do_GET()
+
+        _head_only = False
+
+        def _credentials(self) -> tuple[str, str] | None:
+            kind, _, value = (self.headers.get("Authorization") or "").partition(" ")
+            if kind.lower() != "basic":
+                return None
+            user, _, token = b64decode(value).decode().partition(":")
+            return user, token
+
+        def _send(self, status: int, body: bytes, kind: str,
+                  headers: dict[str, str] | None = None) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            if not self._head_only:
+                self.wfile.write(body)
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        index.url = f"http://127.0.0.1:{server.server_address[1]}/simple"
+        yield index
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture()
+def index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FileIndex]:
+    monkeypatch.setenv("PLL_CACHE_DIR", str(tmp_path / "cache"))
+    files = tmp_path / "files"
+    files.mkdir()
+    _find_backend_wheels(files)
+    make_sdist(files, "purepkg", "1.0")
+    make_sdist(files, "nativepkg", "1.0", native=True)
+    make_wheel(files, "wheelpkg", "2.0")
+    with serve_files(files) as served:
+        yield served
+
+
+def _lock(path: Path, index_url: str, *pins: str) -> Path:
+    return write(path, "\n".join([f"--index-url {index_url}", *pins]) + "\n")
+
+
+def _build(lock: Path, out: Path, logs: list[str] | None = None) -> BuildResult:
+    spec = make_spec(runtime="python3.11", lock=str(lock), builder="local")
+    return build_layer(spec, out, log=(logs if logs is not None else []).append)
+
+
+def _imports(zip_path: Path, where: Path, code: str) -> str:
+    """stdout of `python -c code` with only the layer's unzipped site-packages added to its path."""
+    with zipfile.ZipFile(zip_path) as zf:
+        zf.extractall(where)
+    proc = subprocess.run([sys.executable, "-I", "-c", "import sys; sys.path.insert(0, "
+                           f"{str(where / SITE)!r}); {code}"], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(where / SITE)})
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+def test_local_builds_a_pure_python_sdist_and_it_imports_from_the_layer(
+        index: FileIndex, tmp_path: Path) -> None:
+    lock = _lock(tmp_path / "requirements.lock", index.url, "purepkg==1.0", "wheelpkg==2.0")
+    logs: list[str] = []
+    result = _build(lock, tmp_path / "layer.zip", logs)
+    assert result.builder == "local"
+    assert result.packages == {"purepkg": "1.0", "wheelpkg": "2.0"}
+    assert result.report.ok, str(result.report)
+    assert inspect_zip(result.zip.path, RUNTIMES["python3.11"], "x86_64").ok
+    assert any("building purepkg 1.0 from its sdist" in line for line in logs), logs
+    assert index.downloads("purepkg-1.0.tar.gz") == 1
+    assert "/simple/setuptools/" in index.paths, "the build backend comes from the same index"
+    with zipfile.ZipFile(result.zip.path) as zf:
+        names = set(zf.namelist())
+    assert f"{SITE}/purepkg.py" in names
+    assert not any(n.endswith("uv_cache.json") for n in names), "an install mark holds the time"
+    out = _imports(result.zip.path, tmp_path / "unzipped",
+                   "import purepkg, wheelpkg; print(purepkg.__file__, purepkg.VERSION)")
+    assert out == f"{tmp_path / 'unzipped' / SITE / 'purepkg.py'} 1.0"
+    wheels = list((tmp_path / "cache/sdist-wheels").glob("*/purepkg-1.0-py3-none-any.whl"))
+    assert [w.parent.name for w in wheels] == [_sha256(index.files / "purepkg-1.0.tar.gz")]
+
+
+def test_the_next_build_reuses_the_built_wheel_and_gives_the_same_bytes(
+        index: FileIndex, tmp_path: Path) -> None:
+    lock = _lock(tmp_path / "requirements.lock", index.url, "purepkg==1.0")
+    first_logs: list[str] = []
+    first = _build(lock, tmp_path / "a.zip", first_logs)
+    # With only the built wheels left (no finished zip, no packs) the next build installs
+    # purepkg again.
+    for entry in (tmp_path / "cache").iterdir():
+        if entry.name != "sdist-wheels":
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    second_logs: list[str] = []
+    second = _build(lock, tmp_path / "b.zip", second_logs)
+    assert not any("from its sdist purepkg" in line for line in second_logs), second_logs
+    assert any("purepkg 1.0: reusing the wheel built from its sdist" in line
+               for line in second_logs), second_logs
+    assert index.downloads("purepkg-1.0.tar.gz") == 1, "downloaded once, built once"
+    assert first.zip.sha256 == second.zip.sha256
+    # Built again from nothing (a new machine, a cleared cache): the same layer bytes.
+    shutil.rmtree(tmp_path / "cache")
+    third = _build(lock, tmp_path / "c.zip")
+    assert third.zip.sha256 == first.zip.sha256
+
+
+def test_lock_hashes_are_the_sdists_and_are_checked(index: FileIndex, tmp_path: Path) -> None:
+    digest = _sha256(index.files / "purepkg-1.0.tar.gz")
+    good = _lock(tmp_path / "good/requirements.lock", index.url,
+                 f"purepkg==1.0 --hash=sha256:{digest}")
+    assert _build(good, tmp_path / "good.zip").packages == {"purepkg": "1.0"}
+    bad = _lock(tmp_path / "bad/requirements.lock", index.url,
+                f"purepkg==1.0 --hash=sha256:{'0' * 64}")
+    with pytest.raises(BuildError, match=f"(?s)purepkg.*sha256 {digest}.*none of the lock's hashes"):
+        _build(bad, tmp_path / "bad.zip")
+    assert not (tmp_path / "bad.zip").exists()
+    # The content hash covers the pin with the sdist's hash: another sdist is another layer.
+    spec = make_spec(runtime="python3.11", lock=str(good), builder="local")
+    assert f"purepkg==1.0 --hash=sha256:{digest}" in fingerprint(spec).canonical["content"]
+
+
+def test_local_refuses_a_native_sdist_naming_it(index: FileIndex, tmp_path: Path) -> None:
+    lock = _lock(tmp_path / "requirements.lock", index.url, "nativepkg==1.0", "purepkg==1.0")
+    with pytest.raises(BuildError) as err:
+        _build(lock, tmp_path / "layer.zip")
+    text = str(err.value)
+    assert "install (local, python3.11 x86_64)" in text
+    assert "nativepkg 1.0" in text and "not py3-none-any" in text
+    assert re.search(r"nativepkg-1\.0-cp3\d+-cp3\d+-linux_\w+\.whl", text), text
+    assert "builder='docker'" in text
+    assert not (tmp_path / "layer.zip").exists()
+
+
+def test_auto_gets_no_compatible_wheel_for_a_native_sdist_without_building_it_again(
+        index: FileIndex, tmp_path: Path) -> None:
+    lock = _lock(tmp_path / "requirements.lock", index.url, "nativepkg==1.0")
+    spec = make_spec(runtime="python3.11", lock=str(lock), builder="auto")
+    fp = fingerprint(spec)
+    for attempt in ("first", "second"):
+        root = tmp_path / attempt
+        root.mkdir()
+        logs: list[str] = []
+        with pytest.raises(NoCompatibleWheel, match="nativepkg 1.0 is published as an sdist only"):
+            LocalBuilder().build(spec, fp, root, logs.append)
+        built = [line for line in logs if "building nativepkg" in line]
+        assert len(built) == (1 if attempt == "first" else 0), logs  # the verdict is kept
+        assert not list(root.rglob("nativepkg*.so")), "nothing native is installed"
+
+
+def test_sdist_comes_from_the_index_with_the_locks_credentials(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLL_CACHE_DIR", str(tmp_path / "cache"))
+    files = tmp_path / "files"
+    files.mkdir()
+    _find_backend_wheels(files)
+    make_sdist(files, "purepkg", "1.0")
+    with serve_files(files, auth=("ci-bot", "s3cret-token")) as private:
+        url = private.url.replace("http://", "http://ci-bot:s3cret-token@")
+        lock = _lock(tmp_path / "requirements.lock", url, "purepkg==1.0")
+        logs: list[str] = []
+        result = _build(lock, tmp_path / "layer.zip", logs)
+    assert result.packages == {"purepkg": "1.0"}
+    assert private.downloads("purepkg-1.0.tar.gz") == 1
+    assert not any(p.startswith("/files/purepkg") for p in private.denied), private.denied
+    assert not any("s3cret-token" in line for line in logs)
+
+
+def test_docopt_sdist_from_pypi_builds_locally(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # docopt 0.6.2 is published as an sdist only; its build backend (setuptools) comes from PyPI.
+    monkeypatch.setenv("PLL_CACHE_DIR", str(tmp_path / "cache"))
+    lock = write(tmp_path / "requirements.lock", "docopt==0.6.2\n")
+    result = _build(lock, tmp_path / "layer.zip")
+    assert result.builder == "local" and result.packages == {"docopt": "0.6.2"}
+    assert result.report.ok, str(result.report)
+    assert _imports(result.zip.path, tmp_path / "unzipped",
+                    "import docopt; print(docopt.__version__)") == "0.6.2"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -83,7 +84,22 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--cache-prefix", default="", metavar="PREFIX",
                    help="key prefix in --cache-bucket, e.g. 'layers/' (default: none)")
     b.add_argument("--quiet", action="store_true", help="no progress lines")
+    b.add_argument("--sbom", type=Path, metavar="FILE",
+                   help="also write the layer's CycloneDX SBOM (JSON) there")
+    _deny_arg(b)
     b.set_defaults(func=_build)
+
+    s = sub.add_parser("sbom", help="print the CycloneDX SBOM (JSON) of a layer zip, or of the "
+                                    "layer a source builds (taken from the cache when built "
+                                    "before)")
+    _target_args(s)
+    s.add_argument("source", help="a layer zip, or what `build` takes")
+    _content_args(s)
+    s.add_argument("-o", "--output", type=Path, metavar="FILE",
+                   help="write it there instead of stdout")
+    s.add_argument("--name", help="the layer's name in the SBOM (default: the file's name)")
+    _deny_arg(s)
+    s.set_defaults(func=_sbom)
 
     h = sub.add_parser("hash", help="print the content hash and package manifest; builds nothing")
     _target_args(h)
@@ -170,6 +186,13 @@ def _content_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--slim", action="append", default=[], choices=SLIM_SWITCHES)
 
 
+def _deny_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--deny-license", dest="deny_licenses", action="append", default=[],
+                   metavar="SPDX", help="fail (exit 1) when a package is under this license "
+                   "(an SPDX id, matched with its -only/-or-later forms, or an expression; "
+                   "repeatable)")
+
+
 def _target_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runtime", required=True, metavar="RUNTIME",
                    help="Lambda runtime id: " + ", ".join(RUNTIMES))
@@ -219,14 +242,19 @@ def _spec(args: argparse.Namespace) -> LayerSpec:
 
 def _build(args: argparse.Namespace) -> int:
     from pulumi_lambda_layers.build.pipeline import build_layer
+    from pulumi_lambda_layers.sbom import deny_policy
 
     spec = _spec(args)
+    policy = deny_policy(args.deny_licenses, "--deny-license")
     quiet = args.quiet or args.json
     if args.cache_bucket and args.no_cache:
         raise SpecError("--cache-bucket", "cannot be combined with --no-cache", "give one of them")
     result = build_layer(spec, args.output, log=_quiet if quiet else _progress,
                          use_cache=not args.no_cache, cache_bucket=args.cache_bucket,
                          cache_prefix=args.cache_prefix)
+    license_warnings = _license_policy(result, policy, args.output)
+    if args.sbom is not None:
+        _write_sbom(result, args.output.stem, args.sbom)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, sort_keys=True))
         return 0
@@ -238,8 +266,76 @@ def _build(args: argparse.Namespace) -> int:
     print(f"  zipped        {z.zipped_size:,} bytes ({z.file_count} files)")
     print(f"  unzipped      {z.unzipped_size:,} bytes")
     print(f"  sha256        {z.sha256}")
-    for warning in result.warnings:
+    if args.sbom is not None:
+        print(f"  sbom          {args.sbom}")
+    for warning in [*result.warnings, *license_warnings]:
         print(f"  warning: {warning}")
+    return 0
+
+
+def _license_policy(result: Any, policy: Any, written: Path | None) -> list[str]:
+    """The deny policy on a built layer: a denied license removes the zip just written (as a
+    failed build leaves nothing) and fails; else the warnings for unknown licenses."""
+    from pulumi_lambda_layers.sbom import check_licenses
+
+    assert result.contents is not None
+    try:
+        return check_licenses(result.contents, policy, "--deny-license")
+    except LayerError:
+        if written is not None:
+            written.unlink(missing_ok=True)
+        raise
+
+
+def _write_sbom(result: Any, name: str, path: Path) -> bytes:
+    from pulumi_lambda_layers.atomic import write_atomic
+    from pulumi_lambda_layers.sbom import cyclonedx_json
+
+    assert result.contents is not None
+    document = cyclonedx_json(result.contents, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, document)
+    return document
+
+
+def _sbom(args: argparse.Namespace) -> int:
+    import base64
+    import tempfile
+
+    from pulumi_lambda_layers.build.archive import file_sha256
+    from pulumi_lambda_layers.build.pipeline import build_layer
+    from pulumi_lambda_layers.sbom import cyclonedx_json, deny_policy, read_contents
+
+    policy = deny_policy(args.deny_licenses, "--deny-license")
+    source = Path(args.source)
+    if source.suffix == ".zip":
+        runtime = get_runtime(args.runtime, "--runtime")
+        arch = check_architecture(args.arch, "--arch")
+        if not source.is_file():
+            raise SpecError("source", f"{source} does not exist", "give a layer zip or a source")
+        from pulumi_lambda_layers.validate import inspect_zip
+
+        digest = file_sha256(source)
+        report = inspect_zip(source, runtime, arch)
+        contents = read_contents(source, runtime.id, runtime.language, arch,
+                                 zip_sha256=digest.hex(), code_sha256=base64.b64encode(
+                                     digest).decode(), unzipped_size=report.unzipped_size,
+                                 largest=tuple(report.largest))
+        result: Any = argparse.Namespace(contents=contents)
+        name = args.name or source.stem
+    else:
+        with tempfile.TemporaryDirectory(prefix="pll-sbom-") as scratch:
+            result = build_layer(_spec(args), Path(scratch) / "layer.zip", log=_progress,
+                                 use_cache=True)
+        name = args.name or (source.parent.name if source.is_file() else source.name) or "layer"
+    warnings = _license_policy(result, policy, None)
+    for warning in warnings:
+        _progress(f"warning: {warning}")
+    if args.output is not None:
+        _write_sbom(result, name, args.output)
+        _progress(f"sbom: wrote {args.output} ({len(result.contents.packages)} components)")
+    else:
+        sys.stdout.write(cyclonedx_json(result.contents, name).decode())
     return 0
 
 
@@ -294,8 +390,19 @@ def _inspect(args: argparse.Namespace) -> int:
     arch = check_architecture(args.arch, "--arch")
     if not args.zip.is_file():
         raise SpecError("zip", f"{args.zip} does not exist", "give the path of a layer zip")
+    from pulumi_lambda_layers.limits import UNZIPPED_LIMIT
+    from pulumi_lambda_layers.validate.sizes import size_table
+
     report = inspect_zip(args.zip, runtime, arch)
-    print(json.dumps(report.to_dict(), indent=2) if args.json else report)
+    if args.json:
+        print(json.dumps({**report.to_dict(), "budget": {
+            "unzipped_limit": UNZIPPED_LIMIT, "unzipped_share": report.unzipped_size / UNZIPPED_LIMIT,
+            "packages": [{"package": n, "bytes": b, "share": b / UNZIPPED_LIMIT}
+                         for n, b in report.largest]}}, indent=2))
+    else:
+        # The size table below replaces the report's own list of the largest packages.
+        print(dataclasses.replace(report, largest=[]))
+        print("\n".join(size_table(report.largest, report.unzipped_size)))
     return 0 if report.ok else 1
 
 

@@ -183,10 +183,18 @@ def test_a_docker_build_by_a_user_runs_as_them_with_their_own_cache(
     assert client.calls[0][1][-1] == "1000:1000" and client.calls[1][2]["user"] == "1000:1000"
 
 
-def test_the_cache_owner_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_cache_owner_is_the_specs_else_the_environments_else_the_uid(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import dataclasses
+
+    from pulumi_lambda_layers import make_spec
     from pulumi_lambda_layers.build import select
 
+    (tmp_path / "requirements.lock").write_text("six==1.16.0\n")
+    spec = make_spec(runtime="python3.11", lock=str(tmp_path / "requirements.lock"))
     monkeypatch.setenv("PLL_CACHE_OWNER", "shop")
-    assert select._docker()._cache_owner == "shop"  # type: ignore[attr-defined]
+    assert select._docker(spec)._cache_owner == "shop"  # type: ignore[attr-defined]
+    owned = dataclasses.replace(spec, cache_owner="billing-project")
+    assert select._docker(owned)._cache_owner == "billing-project"  # type: ignore[attr-defined]
     monkeypatch.delenv("PLL_CACHE_OWNER")
-    assert select._docker()._cache_owner == f"uid{os.getuid()}"  # type: ignore[attr-defined]
+    assert select._docker(spec)._cache_owner == f"uid{os.getuid()}"  # type: ignore[attr-defined]

@@ -237,3 +237,13 @@ def test_check_names_a_bad_import_version(news: dict[str, Any], says: str) -> No
     assert [f.property for f in failures] == ["import_version"] and says in failures[0].reason
     assert check_props({**OLDS, "import_version":
                         "arn:aws:lambda:us-east-1:123456789012:layer:deps:3"}) == []
+
+
+def test_builds_of_a_resource_use_its_projects_package_cache() -> None:
+    from pulumi_lambda_layers.resources import LayerProps
+
+    props = {**OLDS, "owner": "shop/prod/deps",
+             "build": {"source_kind": "lock", "source_path": "/p/requirements.lock",
+                       "builder": "docker"}}
+    assert LayerProps.of(props).spec().cache_owner == "shop"
+    assert LayerProps.of({**props, "owner": None}).spec().cache_owner == ""  # $PLL_CACHE_OWNER

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from pulumi_lambda_layers.aws.layers import AwsTarget
     from pulumi_lambda_layers.build.incremental import PackStats
     from pulumi_lambda_layers.build.select import Installed, Outcome
+    from pulumi_lambda_layers.sbom import LayerContents
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class BuildResult:
     report: Report
     warnings: list[str] = field(default_factory=list)
     packs: PackStats | None = None  # set when a layer was assembled package by package
+    contents: LayerContents | None = None  # step sbom: the packages and licenses in the zip
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -62,12 +64,13 @@ def build_layer(spec: LayerSpec, output: str | Path, log: Sink | None = None,
     """Build the spec into `output`. On any failure nothing is written to `output`.
 
     The steps, in order: resolve (fingerprint, unless fp is given) -> cache lookup -> install ->
-    package -> validate -> store. With use_cache, a zip already built for the content hash (on
-    this machine, or in cache_bucket under cache_prefix) is returned without building; a new
-    build is cached there. With a signing key (cache_signing_key, else $PLL_CACHE_SIGNING_KEY)
-    objects put in the bucket are signed, and unsigned or wrongly signed ones are ignored. This
-    is the one place cache hits are handled. Progress goes to the
-    log channel (log=: a sink for this call). A failed step raises a LayerError named for it.
+    package -> validate -> store -> sbom (what the zip holds; for a cached zip too). With
+    use_cache, a zip already built for the content hash (on this machine, or in cache_bucket
+    under cache_prefix) is returned without building; a new build is cached there. With a
+    signing key (cache_signing_key, else $PLL_CACHE_SIGNING_KEY) objects put in the bucket are
+    signed, and unsigned or wrongly signed ones are ignored. This is the one place cache hits
+    are handled. Progress goes to the log channel (log=: a sink for this call). A failed step
+    raises a LayerError named for it.
     """
     with to(log):
         output = Path(output).resolve()
@@ -79,21 +82,39 @@ def build_layer(spec: LayerSpec, output: str | Path, log: Sink | None = None,
                        ) if use_cache else None
         hit = store.lookup() if store else None
         if hit is not None:
-            return _from_cache(spec, fp, hit, output)
+            return describe(spec, fp, _from_cache(spec, fp, hit, output))
         with build_slot(fp.content_hash, emit):
             # A build of the same content that we waited for has put its zip in the cache.
             hit = store.lookup(local_only=True) if store else None
             if hit is not None:
-                return _from_cache(spec, fp, hit, output)
+                return describe(spec, fp, _from_cache(spec, fp, hit, output))
             if given and spec.source.kind == "source_dir":
                 check_source_unchanged(spec, fp.content_hash)
-            return _build(spec, fp, output, store)
+            return describe(spec, fp, _build(spec, fp, output, store))
 
 
 def resolve(spec: LayerSpec) -> Fingerprint:
     """Step resolve: the content hash and package set of the spec (SpecError/ResolveError name
     the argument)."""
     return fingerprint(spec)
+
+
+def describe(spec: LayerSpec, fp: Fingerprint, result: BuildResult) -> BuildResult:
+    """Step sbom: the packages in the zip with their licenses and artifact hashes (read from the
+    zip, which is the truth; the hashes from what was installed from), for the SBOM and the
+    license policy. Not content: nothing here changes the zip or its hash."""
+    from pulumi_lambda_layers.sbom import read_contents
+
+    with step("sbom"):
+        z = result.zip
+        contents = read_contents(
+            z.path, spec.runtime.id, spec.runtime.language, spec.architecture,
+            zip_sha256=z.sha256, code_sha256=z.code_sha256, unzipped_size=z.unzipped_size,
+            content_hash=fp.content_hash, install_files=fp.install_files,
+            largest=tuple(result.report.largest))
+    known = sum(p.license.known for p in contents.packages)
+    emit(f"sbom: {len(contents.packages)} packages, {known} with an SPDX license")
+    return dataclasses.replace(result, contents=contents)
 
 
 def _build(spec: LayerSpec, fp: Fingerprint, output: Path, store: _Store | None) -> BuildResult:

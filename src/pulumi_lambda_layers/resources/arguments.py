@@ -64,6 +64,8 @@ class LambdaLayerBuildArgs:
     smoke_image: pulumi.Input[str] | None = None  # config lambda-layers:smokeImage
     consumer_roles: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None
     force_delete: pulumi.Input[bool] = False
+    # SPDX ids or expressions no package may be under; config lambda-layers:denyLicenses
+    deny_licenses: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None
 
     @staticmethod
     def of(kwargs: Mapping[str, Any]) -> LambdaLayerBuildArgs:
@@ -148,6 +150,7 @@ CONFIG_DEFAULTS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "region": ("region", _text, "an AWS region, e.g. eu-west-1"),
     "profile": ("profile", _text, "an AWS profile name"),
     "consumerRoles": ("consumer_roles", _names, "a JSON list of IAM role ARNs"),
+    "denyLicenses": ("deny_licenses", _names, 'a JSON list of SPDX ids, e.g. ["GPL-3.0-only"]'),
 }
 # Read elsewhere (program_time, resolution_memo), known here so they are not called misspelt.
 OTHER_KEYS = ("resolutionMaxAge", "refreshResolution")

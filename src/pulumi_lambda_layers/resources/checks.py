@@ -19,7 +19,7 @@ REPLACE_KEYS = ("content_hash", "layer_name", "runtime", "architecture", "compat
 # Inputs applied in place: sharing and retention; description applies from the next version;
 # owner and the deletion settings only need to reach the state (delete reads them from there).
 UPDATE_KEYS = ("share_with", "retain_versions", "retain_on_delete", "description", "owner",
-               "consumer_roles", "force_delete")
+               "consumer_roles", "force_delete", "deny_licenses")
 
 def check_props(news: Mapping[str, Any]) -> list[CheckFailure]:
     """Every problem with the inputs, as (property, reason) pairs that preview shows."""
@@ -44,7 +44,25 @@ def check_props(news: Mapping[str, Any]) -> list[CheckFailure]:
     failures += _check_compatible_runtimes(news)
     failures += _check_smoke_options(news)
     failures += _check_deletion_options(news)
+    failures += _check_deny_licenses(news)
     return failures
+
+
+def _check_deny_licenses(news: Mapping[str, Any]) -> list[CheckFailure]:
+    # At preview: a policy that cannot be read would otherwise only fail after a build.
+    from pulumi_lambda_layers.sbom import deny_policy
+
+    deny = news.get("deny_licenses")
+    if deny is None or unknown(deny):
+        return []
+    if not isinstance(deny, (list, tuple)):
+        fix = f"write [{deny!r}]" if isinstance(deny, str) else 'e.g. ["GPL-3.0-only"]'
+        return [CheckFailure("deny_licenses", f"expected a list of SPDX ids, got {deny!r} ({fix})")]
+    try:
+        deny_policy([d for d in deny if not unknown(d)])
+    except SpecError as exc:
+        return [CheckFailure("deny_licenses", f"{exc.problem} ({exc.fix})")]
+    return []
 
 
 def _check_deletion_options(news: Mapping[str, Any]) -> list[CheckFailure]:

@@ -36,11 +36,13 @@ from pulumi_lambda_layers.resources.checks import check_props, diff_props
 from pulumi_lambda_layers.resources.common import log, norm
 from pulumi_lambda_layers.resources.faults import fault_point
 from pulumi_lambda_layers.runtimes import get_runtime
+from pulumi_lambda_layers.sbom import LayerContents
 from pulumi_lambda_layers.sources.fingerprint import Fingerprint
 from pulumi_lambda_layers.spec import LayerSpec, Source
+from pulumi_lambda_layers.validate.sizes import size_line
 
 OUTPUT_KEYS = ("layer_arn", "layer_version_arn", "version", "code_sha256", "code_size",
-               "unzipped_size", "builder_used", "runtimes", "architectures")
+               "unzipped_size", "builder_used", "runtimes", "architectures", "sbom")
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class LayerProps:
     owner: str | None = None  # the marker's owner label; None in states from before owners
     consumer_roles: tuple[str, ...] = ()  # roles in accounts whose functions may use the layer
     force_delete: bool = False
+    deny_licenses: tuple[str, ...] = ()  # SPDX ids or expressions no package may be under
 
     @staticmethod
     def of(props: Mapping[str, Any]) -> LayerProps:
@@ -93,6 +96,7 @@ class LayerProps:
             owner=props.get("owner") or None,
             consumer_roles=tuple(props.get("consumer_roles") or ()),
             force_delete=props.get("force_delete") is True,
+            deny_licenses=tuple(props.get("deny_licenses") or ()),
         )
 
     def spec(self) -> LayerSpec:
@@ -149,6 +153,8 @@ class LayerBuildProvider(ResourceProvider):
             return adopt_version(str(props["import_version"]), props)
         p = LayerProps.of(props)
         zip_path, built = _build_or_reuse(p)
+        # After the build, before anything is published: a denied license publishes nothing.
+        built["sbom"] = _sbom(p, built.pop("contents"))
         _smoke_test(p, zip_path)
         version, fresh = layers.publish_version(
             p.target, p.layer_name, zip_path, content_hash=p.content_hash,
@@ -168,6 +174,10 @@ class LayerBuildProvider(ResourceProvider):
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         p = LayerProps.of(news)
         version = int(olds["version"])
+        if norm(olds.get("deny_licenses")) != norm(news.get("deny_licenses")):
+            from pulumi_lambda_layers.sbom.state import recheck
+
+            recheck(olds.get("sbom"), p.packages, p.deny_licenses)
         layers.set_permissions(p.target, p.layer_name, version, p.share_with)
         if norm(olds.get("description")) != norm(news.get("description")):
             log("description: layer versions are immutable; the new text is used from the next "
@@ -284,9 +294,22 @@ def _build_or_reuse(p: LayerProps) -> tuple[Path, dict[str, Any]]:
     if result.builder != "cache":
         log(f"build: {result.builder} ({result.builder_reason}); {result.zip.zipped_size:,} "
             f"bytes zipped, {result.zip.unzipped_size:,} unzipped")
+    assert result.contents is not None  # the pipeline's step sbom
+    log(size_line(result.report.largest, result.zip.unzipped_size))
     return result.zip.path, {"code_sha256": result.zip.code_sha256,
                              "unzipped_size": result.zip.unzipped_size,
-                             "builder_used": result.builder}
+                             "builder_used": result.builder, "contents": result.contents}
+
+
+def _sbom(p: LayerProps, contents: LayerContents) -> dict[str, Any]:
+    """The license policy, then the SBOM (in S3 beside the cached zips, under cache_prefix, or in
+    the staging bucket, when one is set) as the summary the state keeps."""
+    from pulumi_lambda_layers.sbom.state import checked_summary, put_in_s3
+
+    bucket = p.cache_bucket or p.s3_bucket
+    key = f"{p.cache_prefix if p.cache_bucket else ''}sbom/{p.layer_name}/{p.content_hash}.cdx.json"
+    return checked_summary(contents, p.deny_licenses, p.layer_name, lambda document: put_in_s3(
+        p.target, bucket, key, document, log) if bucket else None, log)
 
 
 def _smoke_test(p: LayerProps, zip_path: Path) -> None:
@@ -303,6 +326,7 @@ def _outs(props: Mapping[str, Any], v: layers.LayerVersion, built: Mapping[str, 
     return {**props, "layer_arn": v.layer_arn, "layer_version_arn": v.layer_version_arn,
             "version": v.version, "code_sha256": v.code_sha256, "code_size": v.code_size,
             "unzipped_size": built.get("unzipped_size"), "builder_used": built.get("builder_used"),
+            "sbom": built.get("sbom"),
             "runtimes": list(v.compatible_runtimes), "architectures": list(v.compatible_architectures)}
 
 
@@ -326,6 +350,9 @@ class LambdaLayerBuild(pulumi.dynamic.Resource, module="lambda-layers", name="La
     runtimes: pulumi.Output[list[str]]
     architectures: pulumi.Output[list[str]]
     builder_used: pulumi.Output[str]
+    # The SBOM's summary: format, components, sha256, {license: [packages]}, unknown_licenses,
+    # location (s3://... when cache_bucket or s3_bucket is set); the document itself stays out.
+    sbom: pulumi.Output[dict[str, Any]]
 
     def __init__(self, resource_name: str, args: LambdaLayerBuildArgs | None = None,
                  opts: pulumi.ResourceOptions | None = None, **kwargs: Any) -> None:
@@ -370,6 +397,11 @@ class LambdaLayerBuild(pulumi.dynamic.Resource, module="lambda-layers", name="La
             asking the index again: seconds or "90s", "30m", "1h", "2d"; 0 resolves every time
             (default: config lambda-layers:resolutionMaxAge, else 1 h). Locks never resolve.
         region/profile/assume_role_arn: where the layer is published.
+        deny_licenses: SPDX ids (e.g. "GPL-3.0-only"; matched with their -only/-or-later forms)
+            or expressions no package may be under: after the build, before publishing, a layer
+            holding one is refused naming the package and its license (default: config
+            lambda-layers:denyLicenses, a JSON list). Packages whose license is unknown are
+            listed as a warning. Not content: it never changes the content hash.
         smoke_test: before publishing, import every top-level package (True) or these names in a
             Lambda-like container; a failure publishes nothing. Needs Docker. Not content: it
             never changes the content hash. smoke_image: the image (default: the AWS Lambda
@@ -433,6 +465,7 @@ class LambdaLayerBuild(pulumi.dynamic.Resource, module="lambda-layers", name="La
             "smoke_test": as_list(a.smoke_test) if isinstance(a.smoke_test, (list, tuple))
             else a.smoke_test if a.smoke_test is not None else False,
             "smoke_image": a.smoke_image,
+            "deny_licenses": as_list(a.deny_licenses) if a.deny_licenses is not None else [],
             **{k: None for k in OUTPUT_KEYS},
         }
         props["input_errors"] = errors  # None (not sent) when the input is fine

@@ -89,3 +89,29 @@ def check_bytecode(infos: Iterable[zipfile.ZipInfo]) -> list[Finding]:
         f"{plural(len(found), 'bytecode file')} (.pyc / __pycache__, {human(total)}): they "
         "bloat the layer and change from build to build, so the layer hash is not reproducible; "
         "build with PYTHONDONTWRITEBYTECODE=1 or leave them out")]
+
+
+def size_table(largest: Iterable[tuple[str, int]], unzipped: int, top: int = LARGEST_KEPT
+               ) -> list[str]:
+    """The top packages by unzipped size, each with its share of Lambda's 250 MB budget (a
+    function and all its layers, unzipped), and what the layer leaves of it."""
+    rows = list(largest)[:top]
+    lines = [f"unzipped size by package (budget: {human(UNZIPPED_LIMIT)} for a function and all "
+             f"its layers; this layer uses {_share(unzipped)}, leaving "
+             f"{human(max(UNZIPPED_LIMIT - unzipped, 0))}):"]
+    width = max([len(name) for name, _ in rows] + [7])
+    lines.append(f"  {'package':<{width}}  {'unzipped':>10}  {'budget':>6}")
+    lines.extend(f"  {name:<{width}}  {human(size):>10}  {_share(size):>6}" for name, size in rows)
+    return lines
+
+
+def size_line(largest: Iterable[tuple[str, int]], unzipped: int, top: int = 5) -> str:
+    """The same in one line, for a build log: "sizes: 57.7 MB (23% of 250 MB): numpy ..."."""
+    rows = ", ".join(f"{name} {human(size)} ({_share(size)})" for name, size in list(largest)[:top])
+    return f"sizes: {human(unzipped)} unzipped ({_share(unzipped)} of {human(UNZIPPED_LIMIT)})" \
+        + (f"; largest: {rows}" if rows else "")
+
+
+def _share(size: int) -> str:
+    share = 100 * size / UNZIPPED_LIMIT
+    return f"{share:.1f}%" if share < 10 else f"{share:.0f}%"

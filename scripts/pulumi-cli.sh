@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the Pulumi CLI, a Python language host and the dynamic-provider launcher from Go modules into a
-# per-version cache, for the e2e tests. Idempotent; the last stdout line is the bin dir.
+# per-version cache, for the e2e tests and the demo. Idempotent; the last stdout line is the bin dir.
+# A `pulumi` already on PATH at the SDK's version, with those tools beside it, is linked in instead.
 #
 # Env: PYTHON (interpreter whose `pulumi` package fixes the version; default .venv/bin/python),
 #      PLL_DEV_CACHE (cache root), GO (go binary), PULUMI_CLI_VERSION (force the pkg/v3 version of the CLI).
@@ -21,13 +22,44 @@ VER=$("$PYTHON" -c 'import importlib.metadata as m; print(m.version("pulumi"))' 
 BIN=$CACHE/pulumi/v$VER/bin
 TOOLS=(pulumi pulumi-language-python pulumi-language-python-exec pulumi-resource-pulumi-python)
 
+cli_version() { PULUMI_SKIP_UPDATE_CHECK=true PULUMI_HOME=$CACHE/pulumi/home "$1/pulumi" version 2>/dev/null; }
 cache_ok() {
   local t
   for t in "${TOOLS[@]}"; do [[ -x $BIN/$t ]] || return 1; done
-  PULUMI_SKIP_UPDATE_CHECK=true PULUMI_HOME=$CACHE/pulumi/home "$BIN/pulumi" version >/dev/null 2>&1
+  # Links to a CLI on PATH (below) must still be that version: an upgrade there retires them.
+  if [[ -L $BIN/pulumi ]]; then [[ $(cli_version "$BIN") == "v$VER" ]]; else cli_version "$BIN" >/dev/null; fi
 }
 if cache_ok; then
-  log "cached: $("$BIN/pulumi" version 2>/dev/null) in $BIN"
+  log "cached: $(cli_version "$BIN") in $BIN"
+  echo "$BIN"
+  exit 0
+fi
+
+# A `pulumi` on PATH at exactly the SDK's version (e.g. from get.pulumi.com) saves the build, but
+# only with the language host, its exec shim and the dynamic-provider launcher beside it: the engine
+# looks for those next to `pulumi`. The cache dir gets links to them, since the e2e tests and the
+# demo take the tools from there.
+path_cli() {
+  local found dir t
+  found=$(command -v pulumi 2>/dev/null) || return 1
+  dir=$(cd "$(dirname "$(readlink -f "$found")")" && pwd)
+  [[ $dir != "$(readlink -f "$BIN" 2>/dev/null)" ]] || return 1  # our own cache, found broken above
+  [[ $(cli_version "$dir") == "v$VER" ]] || { log "pulumi on PATH ($found) is $(cli_version "$dir" || echo "not runnable"), not v$VER: building"; return 1; }
+  for t in "${TOOLS[@]}"; do
+    [[ -x $dir/$t ]] || { log "pulumi v$VER on PATH ($found) has no $t beside it: building"; return 1; }
+  done
+  echo "$dir"
+}
+if dir=$(path_cli); then
+  mkdir -p "$(dirname "$BIN")"
+  tmp=$(mktemp -d "$CACHE/pulumi/.link-v$VER.XXXXXX") && chmod 0755 "$tmp"
+  trap 'rm -rf "$tmp"' EXIT  # gone after the mv below; a failed ln leaves nothing behind
+  for t in "${TOOLS[@]}"; do ln -s "$dir/$t" "$tmp/$t"; done
+  rm -rf "$BIN.old"
+  [[ ! -e $BIN ]] || mv "$BIN" "$BIN.old"
+  mv -T "$tmp" "$BIN"
+  rm -rf "$BIN.old"
+  log "using pulumi v$VER on PATH from $dir (linked into $BIN)"
   echo "$BIN"
   exit 0
 fi

@@ -12,6 +12,8 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from pulumi_lambda_layers.tools import uv_command
 from tests.local_index import make_wheel, serve_index
 
@@ -50,16 +52,23 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
     return proc.stdout
 
 
-def test_the_wheel_installs_and_works_outside_the_checkout(tmp_path: Path) -> None:
-    uv = uv_command()
-    # From a copy of the tracked files: what a clean clone has, and nothing written into this one.
-    source = tmp_path / "source"
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel and sdist, built from a copy of the tracked files (what a clean clone has), so
+    nothing is written into this checkout."""
+    tmp = tmp_path_factory.mktemp("dist")
+    source = tmp / "source"
     for name in _run(["git", "ls-files"], cwd=ROOT).splitlines():
         if (ROOT / name).is_file():
             (source / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, source / name)
-    dist = tmp_path / "dist"
-    _run([*uv, "build", "--sdist", "--wheel", "--out-dir", str(dist), str(source)], cwd=tmp_path)
+    out = tmp / "dist"
+    _run([*uv_command(), "build", "--sdist", "--wheel", "--out-dir", str(out), str(source)],
+         cwd=tmp)
+    return out
+
+
+def test_the_distribution_holds_the_package_data(dist: Path) -> None:
     wheel = next(dist.glob("pulumi_lambda_layers-*.whl"))
     sdist = next(dist.glob("pulumi_lambda_layers-*.tar.gz"))
     with zipfile.ZipFile(wheel) as zf:
@@ -73,10 +82,30 @@ def test_the_wheel_installs_and_works_outside_the_checkout(tmp_path: Path) -> No
         assert any(n.endswith("/src/pulumi_lambda_layers/build/scripts/node.sh")
                    for n in tf.getnames())
 
+
+def _interpreter(version: str) -> str:
+    """An interpreter of that version on this machine: this one, pyenv's, or one on PATH."""
+    if f"{sys.version_info.major}.{sys.version_info.minor}" == version:
+        return sys.executable
+    candidates = sorted(Path.home().glob(f".pyenv/versions/{version}.*/bin/python{version}"))
+    found = [str(c) for c in candidates] or [w for w in [shutil.which(f"python{version}")]
+                                             if w and "/shims/" not in w]
+    assert found, (f"no Python {version} on this machine, which pyproject's classifiers name: "
+                   f"install it (pyenv install {version}, or apt install python{version})")
+    return found[-1]
+
+
+# Every Python the classifiers name; found on this machine (PATH, pyenv shims), never downloaded.
+@pytest.mark.parametrize("python", ["3.11", "3.12", "3.13"])
+def test_the_wheel_installs_and_works_outside_the_checkout(dist: Path, python: str,
+                                                           tmp_path: Path) -> None:
+    uv = uv_command()
+    wheel = next(dist.glob("pulumi_lambda_layers-*.whl"))
     # A fresh venv elsewhere, its dependencies from the index, run from a folder of its own: what
     # it imports is the wheel's copy, never the checkout's.
     venv = tmp_path / "venv"
-    _run([*uv, "venv", "--python", sys.executable, str(venv)], cwd=tmp_path)
+    _run([*uv, "venv", "--no-python-downloads", "--python", _interpreter(python), str(venv)],
+         cwd=tmp_path)
     _run([*uv, "pip", "install", "--python", str(venv / "bin" / "python"), str(wheel)],
          cwd=tmp_path)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}

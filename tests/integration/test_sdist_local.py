@@ -225,7 +225,7 @@ def test_local_builds_a_pure_python_sdist_and_it_imports_from_the_layer(
 
 
 def test_the_next_build_reuses_the_built_wheel_and_gives_the_same_bytes(
-        index: FileIndex, tmp_path: Path) -> None:
+        index: FileIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     lock = _lock(tmp_path / "requirements.lock", index.url, "purepkg==1.0")
     first_logs: list[str] = []
     first = _build(lock, tmp_path / "a.zip", first_logs)
@@ -245,6 +245,15 @@ def test_the_next_build_reuses_the_built_wheel_and_gives_the_same_bytes(
     shutil.rmtree(tmp_path / "cache")
     third = _build(lock, tmp_path / "c.zip")
     assert third.zip.sha256 == first.zip.sha256
+    # Another machine: the project checked out elsewhere, its own cache and temp folder.
+    other = tmp_path / "machine-b" / "checkout" / "deep" / "project"
+    moved = _lock(other / "requirements.lock", index.url, "purepkg==1.0")
+    monkeypatch.setenv("PLL_CACHE_DIR", str(tmp_path / "machine-b" / "cache"))
+    monkeypatch.setenv("TMPDIR", str((tmp_path / "machine-b" / "tmp").resolve()))
+    (tmp_path / "machine-b" / "tmp").mkdir()
+    elsewhere = _build(moved, other / "layer.zip")
+    assert elsewhere.content_hash == first.content_hash
+    assert elsewhere.zip.sha256 == first.zip.sha256
 
 
 def test_lock_hashes_are_the_sdists_and_are_checked(index: FileIndex, tmp_path: Path) -> None:

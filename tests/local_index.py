@@ -16,13 +16,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 
-def make_wheel(folder: Path, name: str, version: str, requires: tuple[str, ...] = ()) -> Path:
-    """A minimal pure-Python wheel of name==version (Requires-Dist: requires) in folder."""
+def make_wheel(folder: Path, name: str, version: str, requires: tuple[str, ...] = (),
+               metadata: tuple[str, ...] = (), code: str = "") -> Path:
+    """A minimal pure-Python wheel of name==version (Requires-Dist: requires, and more METADATA
+    lines, e.g. a License-Expression) in folder; code is appended to its __init__.py."""
     dist = f"{name}-{version}.dist-info"
     files = {
-        f"{name}/__init__.py": f"VERSION = {version!r}\n",
-        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
-                            + "".join(f"Requires-Dist: {r}\n" for r in requires),
+        f"{name}/__init__.py": f"VERSION = {version!r}\n{code}",
+        f"{dist}/METADATA": "".join(f"{line}\n" for line in (
+            "Metadata-Version: 2.4", f"Name: {name}", f"Version: {version}",
+            *(f"Requires-Dist: {r}" for r in requires), *metadata)),
         f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: pll-tests\nRoot-Is-Purelib: true\n"
                          "Tag: py3-none-any\n",
     }
@@ -54,6 +57,11 @@ class IndexLog:
         with self.lock:
             return len(self.paths)
 
+    def downloads(self, filename: str) -> int:
+        """How many times the file was fetched."""
+        with self.lock:
+            return sum(p.endswith("/files/" + filename) for p in self.paths)
+
 
 @dataclass
 class LocalIndex:
@@ -67,7 +75,7 @@ class LocalIndex:
 @contextmanager
 def serve_index(wheels: Path, delay: float = 0.0,
                 auth: Collection[tuple[str, str]] | None = None) -> Iterator[LocalIndex]:
-    """Serve the wheels in `wheels` as /simple/<name>/ pages; each page answer waits `delay`
+    """Serve the wheels and sdists (.tar.gz) in `wheels` as /simple/<name>/ pages; each page answer waits `delay`
     seconds, like a registry that is slow to answer metadata. auth: (user, token) pairs, one of
     which every request must send as HTTP basic auth (else 401), like a private registry."""
     log = IndexLog()
@@ -116,7 +124,7 @@ def serve_index(wheels: Path, delay: float = 0.0,
                 time.sleep(delay)
                 wanted = _normal(page.group(1))
                 links = [f'<a href="/files/{w.name}#sha256={_sha256(w)}">{w.name}</a>'
-                         for w in sorted(wheels.glob("*.whl"))
+                         for w in sorted([*wheels.glob("*.whl"), *wheels.glob("*.tar.gz")])
                          if _normal(w.name.split("-")[0]) == wanted]
                 if not links:
                     self._send(404, b"not found", "text/plain")
@@ -124,7 +132,7 @@ def serve_index(wheels: Path, delay: float = 0.0,
                 self._send(200, ("<html><body>" + "".join(links) + "</body></html>").encode(),
                            "text/html")
                 return
-            file = re.fullmatch(r"/files/([^/]+\.whl)", self.path)
+            file = re.fullmatch(r"/files/([^/]+\.(?:whl|tar\.gz))", self.path)
             if file and (wheels / file.group(1)).is_file():
                 self._send(200, (wheels / file.group(1)).read_bytes(), "application/octet-stream")
                 return

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import zipfile
-from base64 import urlsafe_b64encode
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,7 @@ import pytest
 from pulumi_lambda_layers.sbom import validation_errors
 from tests.e2e.conftest import moto_env
 from tests.e2e.pulumi_harness import PulumiCLI, write_python_project
-from tests.local_index import LocalIndex, serve_index
+from tests.local_index import LocalIndex, make_wheel, serve_index
 
 PROGRAM = '''
 import pulumi
@@ -37,26 +35,7 @@ BUCKET = "e2e-sbom-bucket"
 
 def licensed_wheel(folder: Path, name: str, version: str, metadata: tuple[str, ...]) -> Path:
     """tests.local_index.make_wheel's minimal wheel, with license lines in its METADATA."""
-    dist = f"{name}-{version}.dist-info"
-    files = {
-        f"{name}/__init__.py": f"VERSION = {version!r}\n" + "# padding\n" * 50,
-        f"{dist}/METADATA": "".join(f"{line}\n" for line in (
-            "Metadata-Version: 2.4", f"Name: {name}", f"Version: {version}", *metadata)),
-        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: pll-tests\nRoot-Is-Purelib: true\n"
-                         "Tag: py3-none-any\n",
-    }
-
-    def digest(text: str) -> str:
-        return urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
-
-    record = [f"{path},sha256={digest(text)},{len(text.encode())}" for path, text in files.items()]
-    files[f"{dist}/RECORD"] = "\n".join([*record, f"{dist}/RECORD,,"]) + "\n"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(path, "w") as zf:
-        for member, text in files.items():
-            zf.writestr(member, text)
-    return path
+    return make_wheel(folder, name, version, metadata=metadata, code="# padding\n" * 50)
 
 
 @pytest.fixture

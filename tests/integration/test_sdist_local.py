@@ -12,13 +12,8 @@ import subprocess
 import sys
 import tarfile
 import zipfile
-from base64 import b64decode
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from threading import Thread
 
 import pytest
 
@@ -30,7 +25,7 @@ from pulumi_lambda_layers.runtimes import RUNTIMES
 from pulumi_lambda_layers.sources.fingerprint import fingerprint
 from pulumi_lambda_layers.validate import inspect_zip
 from tests.conftest import write
-from tests.local_index import make_wheel
+from tests.local_index import LocalIndex, make_wheel, serve_index
 
 SITE = "python/lib/python3.11/site-packages"
 # A setuptools wheel (and `wheel`, which setuptools < 70.1 builds wheels with) for the isolated
@@ -82,94 +77,12 @@ def _find_backend_wheels(folder: Path) -> None:
         shutil.copy(found[-1], folder)
 
 
-@dataclass
-class FileIndex:
-    """A PEP 503 index of every file (wheels and sdists) in a folder; logs each request path."""
-
-    url: str
-    files: Path
-    paths: list[str] = field(default_factory=list)
-    denied: list[str] = field(default_factory=list)
-
-    def downloads(self, filename: str) -> int:
-        return sum(p.endswith("/" + filename) for p in self.paths)
-
-
-@contextmanager
-def serve_files(files: Path, auth: tuple[str, str] | None = None) -> Iterator[FileIndex]:
-    index = FileIndex("", files)
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-            index.paths.append(self.path)
-            if auth is not None and self._credentials() != auth:
-                index.denied.append(self.path)
-                self._send(401, b"", "text/plain", {"WWW-Authenticate": 'Basic realm="t"'})
-                return
-            page = re.fullmatch(r"/simple/([^/]+)/?", self.path)
-            if page:
-                wanted = _normal(page.group(1))
-                links = [f'<a href="/files/{f.name}#sha256={_sha256(f)}">{f.name}</a>'
-                         for f in sorted(files.iterdir()) if _normal(f.name.split("-")[0]) == wanted]
-                body = ("<html><body>" + "".join(links) + "</body></html>").encode()
-                self._send(200 if links else 404, body, "text/html")
-                return
-            file = re.fullmatch(r"/files/([^/]+)", self.path)
-            if file and (files / file.group(1)).is_file():
-                self._send(200, (files / file.group(1)).read_bytes(), "application/octet-stream")
-                return
-            self._send(404, b"not found", "text/plain")
-
-        def do_HEAD(self) -> None:  # noqa: N802
-            # uv asks whether a wheel can be read in ranges first; no Accept-Ranges: it downloads.
-            self._head_only = True
-            self.do_GET()
-
-        _head_only = False
-
-        def _credentials(self) -> tuple[str, str] | None:
-            kind, _, value = (self.headers.get("Authorization") or "").partition(" ")
-            if kind.lower() != "basic":
-                return None
-            user, _, token = b64decode(value).decode().partition(":")
-            return user, token
-
-        def _send(self, status: int, body: bytes, kind: str,
-                  headers: dict[str, str] | None = None) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
-            for key, value in (headers or {}).items():
-                self.send_header(key, value)
-            self.end_headers()
-            if not self._head_only:
-                self.wfile.write(body)
-
-        def log_message(self, *_args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        index.url = f"http://127.0.0.1:{server.server_address[1]}/simple"
-        yield index
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def _normal(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.fixture()
-def index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FileIndex]:
+def index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalIndex]:
     monkeypatch.setenv("PLL_CACHE_DIR", str(tmp_path / "cache"))
     files = tmp_path / "files"
     files.mkdir()
@@ -177,7 +90,7 @@ def index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FileIndex
     make_sdist(files, "purepkg", "1.0")
     make_sdist(files, "nativepkg", "1.0", native=True)
     make_wheel(files, "wheelpkg", "2.0")
-    with serve_files(files) as served:
+    with serve_index(files) as served:
         yield served
 
 
@@ -202,7 +115,7 @@ def _imports(zip_path: Path, where: Path, code: str) -> str:
 
 
 def test_local_builds_a_pure_python_sdist_and_it_imports_from_the_layer(
-        index: FileIndex, tmp_path: Path) -> None:
+        index: LocalIndex, tmp_path: Path) -> None:
     lock = _lock(tmp_path / "requirements.lock", index.url, "purepkg==1.0", "wheelpkg==2.0")
     logs: list[str] = []
     result = _build(lock, tmp_path / "layer.zip", logs)
@@ -211,8 +124,8 @@ def test_local_builds_a_pure_python_sdist_and_it_imports_from_the_layer(
     assert result.report.ok, str(result.report)
     assert inspect_zip(result.zip.path, RUNTIMES["python3.11"], "x86_64").ok
     assert any("building purepkg 1.0 from its sdist" in line for line in logs), logs
-    assert index.downloads("purepkg-1.0.tar.gz") == 1
-    assert "/simple/setuptools/" in index.paths, "the build backend comes from the same index"
+    assert index.log.downloads("purepkg-1.0.tar.gz") == 1
+    assert "/simple/setuptools/" in index.log.paths, "the build backend comes from the same index"
     with zipfile.ZipFile(result.zip.path) as zf:
         names = set(zf.namelist())
     assert f"{SITE}/purepkg.py" in names
@@ -221,11 +134,11 @@ def test_local_builds_a_pure_python_sdist_and_it_imports_from_the_layer(
                    "import purepkg, wheelpkg; print(purepkg.__file__, purepkg.VERSION)")
     assert out == f"{tmp_path / 'unzipped' / SITE / 'purepkg.py'} 1.0"
     wheels = list((tmp_path / "cache/sdist-wheels").glob("*/purepkg-1.0-py3-none-any.whl"))
-    assert [w.parent.name for w in wheels] == [_sha256(index.files / "purepkg-1.0.tar.gz")]
+    assert [w.parent.name for w in wheels] == [_sha256(index.wheels / "purepkg-1.0.tar.gz")]
 
 
 def test_the_next_build_reuses_the_built_wheel_and_gives_the_same_bytes(
-        index: FileIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        index: LocalIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     lock = _lock(tmp_path / "requirements.lock", index.url, "purepkg==1.0")
     first_logs: list[str] = []
     first = _build(lock, tmp_path / "a.zip", first_logs)
@@ -239,7 +152,7 @@ def test_the_next_build_reuses_the_built_wheel_and_gives_the_same_bytes(
     assert not any("from its sdist purepkg" in line for line in second_logs), second_logs
     assert any("purepkg 1.0: reusing the wheel built from its sdist" in line
                for line in second_logs), second_logs
-    assert index.downloads("purepkg-1.0.tar.gz") == 1, "downloaded once, built once"
+    assert index.log.downloads("purepkg-1.0.tar.gz") == 1, "downloaded once, built once"
     assert first.zip.sha256 == second.zip.sha256
     # Built again from nothing (a new machine, a cleared cache): the same layer bytes.
     shutil.rmtree(tmp_path / "cache")
@@ -256,8 +169,8 @@ def test_the_next_build_reuses_the_built_wheel_and_gives_the_same_bytes(
     assert elsewhere.zip.sha256 == first.zip.sha256
 
 
-def test_lock_hashes_are_the_sdists_and_are_checked(index: FileIndex, tmp_path: Path) -> None:
-    digest = _sha256(index.files / "purepkg-1.0.tar.gz")
+def test_lock_hashes_are_the_sdists_and_are_checked(index: LocalIndex, tmp_path: Path) -> None:
+    digest = _sha256(index.wheels / "purepkg-1.0.tar.gz")
     good = _lock(tmp_path / "good/requirements.lock", index.url,
                  f"purepkg==1.0 --hash=sha256:{digest}")
     assert _build(good, tmp_path / "good.zip").packages == {"purepkg": "1.0"}
@@ -271,7 +184,7 @@ def test_lock_hashes_are_the_sdists_and_are_checked(index: FileIndex, tmp_path: 
     assert f"purepkg==1.0 --hash=sha256:{digest}" in fingerprint(spec).canonical["content"]
 
 
-def test_local_refuses_a_native_sdist_naming_it(index: FileIndex, tmp_path: Path) -> None:
+def test_local_refuses_a_native_sdist_naming_it(index: LocalIndex, tmp_path: Path) -> None:
     lock = _lock(tmp_path / "requirements.lock", index.url, "nativepkg==1.0", "purepkg==1.0")
     with pytest.raises(BuildError) as err:
         _build(lock, tmp_path / "layer.zip")
@@ -284,7 +197,7 @@ def test_local_refuses_a_native_sdist_naming_it(index: FileIndex, tmp_path: Path
 
 
 def test_auto_gets_no_compatible_wheel_for_a_native_sdist_without_building_it_again(
-        index: FileIndex, tmp_path: Path) -> None:
+        index: LocalIndex, tmp_path: Path) -> None:
     lock = _lock(tmp_path / "requirements.lock", index.url, "nativepkg==1.0")
     spec = make_spec(runtime="python3.11", lock=str(lock), builder="auto")
     fp = fingerprint(spec)
@@ -306,14 +219,14 @@ def test_sdist_comes_from_the_index_with_the_locks_credentials(tmp_path: Path,
     files.mkdir()
     _find_backend_wheels(files)
     make_sdist(files, "purepkg", "1.0")
-    with serve_files(files, auth=("ci-bot", "s3cret-token")) as private:
+    with serve_index(files, auth={("ci-bot", "s3cret-token")}) as private:
         url = private.url.replace("http://", "http://ci-bot:s3cret-token@")
         lock = _lock(tmp_path / "requirements.lock", url, "purepkg==1.0")
         logs: list[str] = []
         result = _build(lock, tmp_path / "layer.zip", logs)
     assert result.packages == {"purepkg": "1.0"}
-    assert private.downloads("purepkg-1.0.tar.gz") == 1
-    assert not any(p.startswith("/files/purepkg") for p in private.denied), private.denied
+    assert private.log.downloads("purepkg-1.0.tar.gz") == 1
+    assert not any(p.startswith("/files/purepkg") for p in private.log.denied), private.log.denied
     assert not any("s3cret-token" in line for line in logs)
 
 

@@ -71,6 +71,14 @@ def _project(tmp_path: Path, name: str, program: str, env: dict[str, str],
     return PulumiCLI(folder, home=tmp_path / "pulumi", extra_env=env)
 
 
+def _fails(cli: PulumiCLI, command: str, message: str, *args: str) -> str:
+    """The output of a `pulumi command` that must fail saying message."""
+    failed = cli.run(command, *args, check=False)
+    text = failed.stdout + failed.stderr
+    assert failed.returncode != 0 and message in text, text[-3000:]
+    return text
+
+
 def _inputs(cli: PulumiCLI, name: str) -> dict[str, Any]:
     return next(r["inputs"] for r in cli.resources() if r["urn"].endswith(f"::{name}"))
 
@@ -94,11 +102,9 @@ def test_share_with_from_a_stack_reference(tmp_path: Path, env: dict[str, str],
 
     # An output that is a string, not a list: refused naming share_with and the fix.
     consumer.config_set("accounts_output", "one_account")
-    failed = consumer.run("up", "--yes", check=False)
-    text = failed.stdout + failed.stderr
-    assert failed.returncode != 0
-    assert "share_with" in text and "expected a list of principals, got the string " \
-        "'222233334444' (write ['222233334444'])" in text, text[-3000:]
+    text = _fails(consumer, "up", "expected a list of principals, got the string "
+                  "'222233334444' (write ['222233334444'])", "--yes")
+    assert "share_with" in text
 
 
 def test_config_defaults_apply_an_explicit_argument_wins_and_bad_input_is_refused(
@@ -119,17 +125,11 @@ def test_config_defaults_apply_an_explicit_argument_wins_and_bad_input_is_refuse
 
     # A misspelt key of the namespace: preview fails naming it, with the key meant.
     cli.config_set("lambda-layers:cacheBuket", "team-cache")
-    failed = cli.run("preview", check=False)
-    text = failed.stdout + failed.stderr
-    assert failed.returncode != 0
-    assert "lambda-layers:cacheBuket is not a setting of this library: did you mean " \
-        "lambda-layers:cacheBucket?" in text, text[-3000:]
+    _fails(cli, "preview", "lambda-layers:cacheBuket is not a setting of this library: did you "
+           "mean lambda-layers:cacheBucket?")
     cli.run("config", "rm", "lambda-layers:cacheBuket")
 
     # An Output for runtime: the hash is computed at preview, so it is refused, saying why.
     cli.config_set("case", "output_runtime")
-    failed = cli.run("preview", check=False)
-    text = failed.stdout + failed.stderr
-    assert failed.returncode != 0
-    assert "runtime is an Output, but the content hash is computed at preview, so runtime must " \
-        "be known then" in text, text[-3000:]
+    _fails(cli, "preview", "runtime is an Output, but the content hash is computed at preview, "
+           "so runtime must be known then")

@@ -52,7 +52,8 @@ def require_image(runtime_id: str, arch: str) -> str:
         client.images.get(tag)
     except docker.errors.ImageNotFound:
         raise RuntimeError(f"local Docker image {tag} is missing; build it with `{FIX_IMAGES}` "
-                           f"(just this one: `bash scripts/build-images.sh {runtime_id}:{arch}`)") from None
+                           f"(just this one: `bash scripts/build-images.sh {runtime_id}:{arch}`)"
+                           ) from None
     return tag
 
 
@@ -63,3 +64,43 @@ def _qemu_registered() -> bool:
         return False
     flags = next((line.split(":", 1)[1] for line in lines if line.startswith("flags:")), "")
     return "enabled" in lines and "F" in flags
+
+
+# A python3.11 x86_64 build image that can compile C extensions (the test images have no gcc):
+# derived from the local one, kept by tag, made again when its base image changed.
+COMPILER_IMAGE = "pulumi-lambda-layers-dev/python3.11-gcc:x86_64"
+_BASE_LABEL = "pulumi-lambda-layers-dev.base-image"
+_COMPILER_DOCKERFILE = """FROM {base}
+LABEL {label}={base_id}
+RUN apt-get update \\
+ && apt-get install -y --no-install-recommends gcc libc6-dev python3-dev \\
+ && rm -rf /var/lib/apt/lists/*
+"""
+
+
+def require_compiler_image() -> str:
+    """COMPILER_IMAGE (python3.11 x86_64 + gcc, libc6-dev, python3-dev), built here if missing
+    or made from another base image; RuntimeError naming what failed otherwise."""
+    import io
+
+    base = require_image("python3.11", "x86_64")
+    client = require_docker()
+    base_id = client.images.get(base).id
+    try:
+        if client.images.get(COMPILER_IMAGE).labels.get(_BASE_LABEL) == base_id:
+            return COMPILER_IMAGE
+    except docker.errors.ImageNotFound:
+        pass
+    text = _COMPILER_DOCKERFILE.format(base=base, label=_BASE_LABEL, base_id=base_id)
+    try:
+        # The host's network: apt reaches the Debian mirrors as the host does (proxy, DNS).
+        client.images.build(fileobj=io.BytesIO(text.encode()), tag=COMPILER_IMAGE,
+                            network_mode="host", rm=True, forcerm=True)
+    except (docker.errors.BuildError, docker.errors.APIError) as exc:
+        tail = "\n".join(str(chunk.get("stream", chunk.get("error", ""))).rstrip()
+                         for chunk in list(getattr(exc, "build_log", []))[-15:])
+        raise RuntimeError(f"could not build the test image {COMPILER_IMAGE} (FROM {base}, "
+                           f"apt-get install gcc libc6-dev python3-dev with --network host): "
+                           f"{exc}\n{tail}\nit needs a Debian mirror reachable from this "
+                           "machine (check the proxy / DNS, then run the test again)") from None
+    return COMPILER_IMAGE

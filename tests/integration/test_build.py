@@ -209,7 +209,8 @@ def test_node_layer_docker_and_local(tmp_path: Path) -> None:
     assert docker.packages == local.packages == {"is-odd": "3.0.1", "is-number": "6.0.0"}
 
 
-def test_docker_builds_reuse_a_package_cache_volume(tmp_path: Path) -> None:
+def test_docker_builds_reuse_a_package_cache_volume(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     # What the volume saves most is a compile: pip keeps a wheel it built from an sdist (docopt is
     # published as an sdist only) and the next build in that image installs it without building.
     # (Its HTTP cache of downloads is in the volume too, but the test machines' registry proxy
@@ -227,8 +228,13 @@ def test_docker_builds_reuse_a_package_cache_volume(tmp_path: Path) -> None:
     for old in client.volumes.list(filters={"name": volume}):
         old.remove(force=True)  # start cold, whatever earlier runs left
     logs: list[list[str]] = [[], []]
+    # Each build with a cache folder of its own: no finished zip or pack to reuse, so the second
+    # build runs pip again, and what it skips is the volume's doing.
+    monkeypatch.setenv("PLL_CACHE_DIR", str(tmp_path / "cache-1"))
     first = build_layer(spec, tmp_path / "a.zip", log=logs[0].append)
+    monkeypatch.setenv("PLL_CACHE_DIR", str(tmp_path / "cache-2"))
     second = build_layer(spec, tmp_path / "b.zip", log=logs[1].append)
+    assert any("Successfully installed docopt" in line for line in logs[1]), "\n".join(logs[1])
     assert any(f"made package cache volume {volume}" in line for line in logs[0])
     assert any("Building wheel for docopt" in line for line in logs[0]), "\n".join(logs[0])
     assert not any("Building wheel for docopt" in line for line in logs[1]), "\n".join(logs[1])

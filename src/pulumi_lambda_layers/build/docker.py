@@ -8,10 +8,13 @@ import shlex
 import shutil
 import tempfile
 import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
 from pulumi_lambda_layers import containers
+from pulumi_lambda_layers.atomic import write_atomic
+from pulumi_lambda_layers.build.cache import cache_dir
 from pulumi_lambda_layers.containers import Refusal, docker_client, ensure_image
 from pulumi_lambda_layers.errors import BuildError
 from pulumi_lambda_layers.log import Sink as Log
@@ -38,8 +41,11 @@ BUILD_TMPFS = "rw,exec,nosuid,nodev,mode=1777,size=4g"
 _PREPARE = ('set -eu; now=$(stat -c "%u:%g %a" "$1"); [ "$now" = "$2 700" ] && exit 0; '
             'echo "pll: was $now"; find "$1" -mindepth 1 -delete; chown "$2" "$1"; '
             'chmod 0700 "$1"')
+# Exit code of prelude.sh when the cache volume is not the build uid's alone (mode 0700).
+UNPREPARED = 88
 _prepared: set[tuple[str, str, str]] = set()  # (volume, its CreatedAt, uid:gid) checked here
 _prepare_lock = threading.Lock()
+_made: set[str] = set()  # volumes this process made (volume_generation starts a new one)
 
 
 class DockerBuilder:
@@ -52,16 +58,44 @@ class DockerBuilder:
         self._client = client  # a docker SDK client; None: from the environment, on first build
         # Whose package cache the builds use; "": the deployer's uid.
         self._cache_owner = cache_owner or f"uid{os.getuid()}"
+        self._images: dict[tuple[str, str], Any] = {}
+
+    def pack_scope(self, spec: LayerSpec, log: Log) -> str:
+        """What, besides a package's pin, decides what its files from this builder's containers
+        are: the build image's id (its pip picks the wheel; a wheel it compiled from an sdist is
+        only right for its compiler and glibc) and the owner's package cache volume, as made
+        (in one container a package's setup.py can change the files of the others, so what one
+        owner's builds installed is never another's; and `docker volume rm` starts cold)."""
+        image = self._image(spec, log)
+        name = cache_volume(self._client, image, self._cache_owner, build_user(), log,
+                            checked_by_build=True)
+        with _prepare_lock:
+            made = name in _made
+            _made.discard(name)
+        return f"{image.id} {name}#{volume_generation(name, made)}"
+
+    def _image(self, spec: LayerSpec, log: Log) -> Any:
+        # One look-up per builder: the pack keys and the build must name the same image.
+        key = (spec.build_image, spec.architecture)
+        if key not in self._images:
+            if self._client is None:
+                self._client = docker_client()
+            self._images[key] = ensure_image(self._client, spec.build_image,
+                                             DOCKER_PLATFORM[spec.architecture], log)
+        return self._images[key]
 
     def build(self, spec: LayerSpec, fp: Fingerprint, root: Path, log: Log) -> None:
-        client = self._client if self._client is not None else docker_client()
-        image = ensure_image(client, spec.build_image, DOCKER_PLATFORM[spec.architecture], log)
+        image = self._image(spec, log)
+        client = self._client
         uid, gid = build_user()
         if os.getuid() == 0:
             # The one host folder the build may write; as root the host still reads and deletes
             # all it holds.
             os.chown(root, uid, gid)
-        cache = cache_volume(client, image, self._cache_owner, (uid, gid), log)
+        # An existing volume is checked by the build container itself (prelude.sh), not by a
+        # container of its own first: that saved start is most of a small build's fixed cost.
+        cache = cache_volume(client, image, self._cache_owner, (uid, gid), log,
+                             checked_by_build=True)
         with tempfile.TemporaryDirectory(prefix="pll-docker-in-") as inp:
             # Readable by the build uid, which may not be the owner; mounted read-only.
             for name, text in fp.install_files.items():
@@ -73,7 +107,23 @@ class DockerBuilder:
             if spec.ca_bundle:
                 volumes[copy_ca_bundle(spec.ca_bundle, Path(inp))] = {"bind": _CA, "mode": "ro"}
             log(f"docker: building in {spec.build_image} ({spec.architecture}) as uid {uid}")
-            run_container(client, image, build_script(spec), volumes, spec, (uid, gid), log)
+            try:
+                run_container(client, image, build_script(spec), volumes, spec, (uid, gid), log)
+            except _Unprepared:
+                with _prepare_lock:
+                    _prepared.clear()  # whatever this process checked before, it is not so now
+                cache_volume(client, image, self._cache_owner, (uid, gid), log)
+                try:
+                    run_container(client, image, build_script(spec), volumes, spec, (uid, gid),
+                                  log)
+                except _Unprepared:
+                    raise BuildError("docker", f"the package cache volume {cache} is still not "
+                                     "the build uid's after preparing it",
+                                     fix=f"`docker volume rm {cache}`") from None
+
+
+class _Unprepared(Exception):
+    """The build container found its cache volume not the build uid's alone (mode 0700)."""
 
 
 def build_user() -> tuple[int, int]:
@@ -101,7 +151,8 @@ def cache_volume_name(image: Any, owner: str) -> str:
     return f"{CACHE_VOLUME_PREFIX}{image.id.split(':')[-1][:16]}-{digest}"
 
 
-def cache_volume(client: Any, image: Any, owner: str, user: tuple[int, int], log: Log) -> str:
+def cache_volume(client: Any, image: Any, owner: str, user: tuple[int, int], log: Log,
+                 checked_by_build: bool = False) -> str:
     """The named volume holding pip's and npm's download caches for owner's builds in this image.
 
     One per image id: downloads are the same for every image, but wheels pip built from source
@@ -109,6 +160,9 @@ def cache_volume(client: Any, image: Any, owner: str, user: tuple[int, int], log
     the cache is installed without a check, so no owner's builds may read or write another's.
     Made once (and checked once per process), owned by the build uid, mode 0700 (_PREPARE).
     Volumes of earlier versions (no owner in the name, mode 1777) are no longer used.
+    checked_by_build: an existing volume is left for the build container to check (prelude.sh
+    exits with UNPREPARED unless it is the build uid's, mode 0700; the caller then prepares it
+    and runs again): a new or wrongly labelled one is prepared here all the same.
     """
     name = cache_volume_name(image, owner)
     with _prepare_lock:  # builds of one process at once: one prepares, the others wait
@@ -116,8 +170,10 @@ def cache_volume(client: Any, image: Any, owner: str, user: tuple[int, int], log
         # just started; only a new or wrongly owned volume is ever emptied, so it costs a
         # download at worst.)
         volume, made = _get_or_make(client, name, owner)
+        if made:
+            _made.add(name)
         key = (name, str(volume.attrs.get("CreatedAt", "")), f"{user[0]}:{user[1]}")
-        if key in _prepared:
+        if key in _prepared or (checked_by_build and not made):
             return name
         was = _prepare(client, image, name, user, log)
         _prepared.add(key)
@@ -128,6 +184,25 @@ def cache_volume(client: Any, image: Any, owner: str, user: tuple[int, int], log
         log(f"docker: package cache volume {name} was {was} (owner uid:gid, mode): emptied it "
             f"and gave it to {user[0]}:{user[1]}, mode 0700")
     return name
+
+
+def volume_generation(name: str, made: bool = False) -> str:
+    """A token for the volume of this name as this cache saw it made (a new one each time it is
+    made, so packs of what an earlier volume of the name installed are not used): Docker gives a
+    volume no id, and its CreatedAt is the mtime of its folder, which pip's writes change."""
+    path = cache_dir() / "docker-volumes" / name
+    try:
+        if not made:
+            return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    return _new_generation(name)
+
+
+def _new_generation(name: str) -> str:
+    token = uuid.uuid4().hex
+    write_atomic(cache_dir() / "docker-volumes" / name, token.encode())
+    return token
 
 
 def _get_or_make(client: Any, name: str, owner: str) -> tuple[Any, bool]:
@@ -176,13 +251,16 @@ def build_script(spec: LayerSpec) -> str:
     return containers.script("pulumi_lambda_layers.build", "prelude.sh", body)
 
 
-def build_environment(spec: LayerSpec) -> dict[str, str]:
-    """The build container's environment: the script's inputs, the package caches, the proxy."""
+def build_environment(spec: LayerSpec, user: tuple[int, int] | None = None) -> dict[str, str]:
+    """The build container's environment: the script's inputs, the package caches, the proxy;
+    with user, the owner and mode the cache volume must have (prelude.sh checks it)."""
     env = {"HOME": "/tmp", "PIP_BREAK_SYSTEM_PACKAGES": "1", "PIP_ROOT_USER_ACTION": "ignore",
            "npm_config_update_notifier": "false", "PIP_CACHE_DIR": f"{_CACHE}/pip",
            "npm_config_cache": f"{_CACHE}/npm",
            "PLL_MACHINE": UNAME_MACHINE[spec.architecture], "PLL_VERSION": spec.runtime.version,
            "PLL_PREFIX": spec.runtime.layer_prefix, "PLL_IN": _IN, "PLL_OUT": _OUT, "PLL_CA": _CA}
+    if user is not None:
+        env["PLL_CACHE"], env["PLL_CACHE_WANT"] = _CACHE, f"{user[0]}:{user[1]} 700"
     for key, value in spec.proxy.items():
         env[key] = env[key.lower()] = value
     return env
@@ -195,11 +273,13 @@ def run_container(client: Any, image: Any, script: str, volumes: dict[str, dict[
 
     # volumes mounts the package cache volume at _CACHE (DockerBuilder.build always does).
     end = containers.run(client, image, ["sh", "-c", script], lambda line: log("  " + line),
-                         environment=build_environment(spec), volumes=volumes,
+                         environment=build_environment(spec, user), volumes=volumes,
                          network_mode=spec.network_mode, working_dir="/tmp",
                          **containers.locked_down(f"{user[0]}:{user[1]}", BUILD_TMPFS))
     if end.code == 0:
         return
+    if end.code == UNPREPARED:
+        raise _Unprepared()
     if spec.runtime.language == "python":
         other_version = (f"pass image= with Python {spec.runtime.version}, or a runtime matching "
                          "the image")

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextvars
 import csv
 import hashlib
+import itertools
 import json
 import posixpath
+import re
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -22,11 +26,19 @@ from pulumi_lambda_layers.build.local import (
     check_install_scripts,
 )
 from pulumi_lambda_layers.build.rawzip import DEFLATE
-from pulumi_lambda_layers.errors import NotSplittable, NpmUnsupported, PackConflict
+from pulumi_lambda_layers.errors import (
+    NoCompatibleWheel,
+    NotSplittable,
+    NpmUnsupported,
+    PackConflict,
+)
 from pulumi_lambda_layers.runtimes import NPM_CPU
 from pulumi_lambda_layers.sources.fingerprint import Fingerprint
 from pulumi_lambda_layers.spec import LayerSpec
 from pulumi_lambda_layers.validate import Finding, check_binary
+
+if TYPE_CHECKING:
+    from pulumi_lambda_layers.build.docker import DockerBuilder
 
 COMPRESS_LEVEL = 6  # the level make_zip uses, so both paths give the same bytes
 
@@ -38,6 +50,8 @@ class PackStats:
     reused: tuple[str, ...]
     packed: tuple[str, ...]
     files_compressed: int
+    docker: tuple[str, ...] = ()  # packages whose files the build container installed (now or
+    # for the pack reused)
 
 
 @dataclass(frozen=True)
@@ -58,27 +72,158 @@ def build(spec: LayerSpec, fp: Fingerprint, work: Path, output: Path,
     """
     if spec.runtime.language == "nodejs":
         return _node(spec, fp, work, output, log)
-    options, lines = requirement_lines(fp.install_files["requirements.txt"])
-    keys = {name: package_key(spec, options, line) for name, line in lines.items()}
-    found = {name: packs.load(key) for name, key in keys.items()}
-    missing = sorted(name for name, p in found.items() if p is None)
-    compressed = 0
-    if missing:
-        root = work / "layer"
-        root.mkdir()
-        text = "\n".join([*options, *(lines[n] for n in missing)]) + "\n"
-        subset = Fingerprint(fp.content_hash, {n: fp.packages.get(n, "") for n in missing},
-                             {"requirements.txt": text})
-        LocalBuilder().build(spec, subset, root, log)
-        groups = split_by_package(root, spec.runtime.layer_prefix, spec.exclude, spec.slim)
-        if set(groups) != set(missing):
-            raise NotSplittable(f"installed {sorted(groups)}, asked for {missing}")
+    return _python(spec, fp, work, output, log, local=True, docker=None)
 
-        for name in missing:
-            found[name] = packs.create(keys[name], groups[name], COMPRESS_LEVEL, _checker(spec))
-            compressed += len(groups[name])
-    stats = PackStats(tuple(sorted(set(lines) - set(missing))), tuple(missing), compressed)
+
+def build_docker(spec: LayerSpec, fp: Fingerprint, work: Path, output: Path,
+                 log: Callable[[str], None], docker: DockerBuilder) -> Assembled:
+    """builder='docker', Python: the packages without a pack of this build image are installed
+    in one container run (`pip --no-deps` of the locked subset), the rest come from the pack
+    cache. NotSplittable: nothing written, the caller builds the whole layer instead."""
+    return _python(spec, fp, work, output, log, local=False, docker=docker)
+
+
+def build_mixed(spec: LayerSpec, fp: Fingerprint, work: Path, output: Path,
+                log: Callable[[str], None], docker: DockerBuilder) -> Assembled:
+    """builder='auto', Python: packages with a prebuilt wheel (or a pure-Python sdist) are
+    installed here, the ones without (native sdists) in one container run; one layer of both."""
+    return _python(spec, fp, work, output, log, local=True, docker=docker)
+
+
+def _python(spec: LayerSpec, fp: Fingerprint, work: Path, output: Path,
+            log: Callable[[str], None], *, local: bool, docker: DockerBuilder | None
+            ) -> Assembled:
+    options, lines = requirement_lines(fp.install_files["requirements.txt"])
+    found: dict[str, packs.Pack | None] = {}
+    todo = sorted(lines)
+    here: dict[str, list[tuple[str, Path | str]]] = {}
+    keys: dict[str, str] = {}
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pll-container")
+    scope: Future[str] | None = None
+
+    def get_ready() -> None:
+        # The Docker client, the image and the cache volume (made and prepared if new), while
+        # the packages with wheels are installed here.
+        nonlocal scope
+        if scope is None and docker is not None:
+            # (Each task in a copy of this context: the build's log channel, in the thread too.)
+            scope = pool.submit(contextvars.copy_context().run, docker.pack_scope, spec, log)
+
+    there: Future[_Packed] | None = None
+    try:
+        if local:
+            keys = {name: package_key(spec, options, lines[name]) for name in todo}
+            found = {name: packs.load(keys[name]) for name in todo}
+            todo = [name for name in todo if found[name] is None]
+            if todo:
+                here, todo = _install_here(spec, fp, options, lines, todo, work, log,
+                                           defer=get_ready if docker is not None else None)
+        if todo:
+            assert docker is not None  # a local build raised NoCompatibleWheel instead
+            get_ready()
+            assert scope is not None
+            # The container runs while the packages installed here are compressed.
+            there = pool.submit(contextvars.copy_context().run, _from_container, spec, fp,
+                                options, lines, todo, work, log, docker, scope)
+        compressed = 0
+        for name in sorted(here):
+            found[name] = packs.create(keys[name], here[name], COMPRESS_LEVEL, _checker(spec))
+            compressed += len(here[name])
+        done = there.result() if there is not None else _Packed({}, [], 0)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    found.update(done.found)
+    packed = sorted([*here, *done.packed])
+    stats = PackStats(tuple(sorted(set(lines) - set(packed))), tuple(packed),
+                      compressed + done.compressed, tuple(sorted(done.found)))
     return _assemble([p for _, p in sorted(found.items()) if p is not None], output, stats)
+
+
+@dataclass(frozen=True)
+class _Packed:
+    """Packs of what the build container installs: every name asked, those packed now."""
+
+    found: dict[str, packs.Pack]
+    packed: list[str]
+    compressed: int
+
+
+def _from_container(spec: LayerSpec, fp: Fingerprint, options: list[str], lines: dict[str, str],
+                    names: list[str], work: Path, log: Callable[[str], None],
+                    docker: DockerBuilder, scope: Future[str]) -> _Packed:
+    """The packs of names as the build container installs them: from the pack cache of this
+    image and cache volume (scope: DockerBuilder.pack_scope), the missing ones installed in
+    one container run."""
+    keys = {name: docker_package_key(spec, options, lines[name], scope.result())
+            for name in names}
+    loaded = {name: packs.load(keys[name]) for name in names}
+    found = {name: p for name, p in loaded.items() if p is not None}
+    todo = [name for name in names if name not in found]
+    if found:
+        log(f"docker: {len(found)} packages from the pack cache of this image and cache "
+            f"volume: {', '.join(sorted(found))}")
+    if not todo:
+        return _Packed(found, [], 0)
+    root = work / "docker"
+    root.mkdir()
+    text = "\n".join([*options, *(lines[n] for n in todo)]) + "\n"
+    subset = Fingerprint(fp.content_hash, {n: fp.packages.get(n, "") for n in todo},
+                         {"requirements.txt": text})
+    log(f"docker: installing {len(todo)} of {len(lines)} packages in one container: "
+        f"{', '.join(todo)}")
+    docker.build(spec, subset, root, log)
+    groups = split_by_package(root, spec.runtime.layer_prefix, spec.exclude, spec.slim,
+                              pip_target=True)
+    if set(groups) != set(todo):
+        raise NotSplittable(f"the container installed {sorted(groups)}, asked for {todo}")
+    compressed = 0
+    for name in todo:
+        found[name] = packs.create(keys[name], groups[name], COMPRESS_LEVEL, _checker(spec))
+        compressed += len(groups[name])
+    return _Packed(found, todo, compressed)
+
+
+def _install_here(spec: LayerSpec, fp: Fingerprint, options: list[str], lines: dict[str, str],
+                  names: list[str], work: Path, log: Callable[[str], None],
+                  defer: Callable[[], None] | None
+                  ) -> tuple[dict[str, list[tuple[str, Path | str]]], list[str]]:
+    """Install names with the local builder: (their files by package, the names left for the
+    container). With defer, a package the local builder cannot install (no wheel for the target,
+    a native sdist) is left for the container (defer is called, to get it ready) and the others
+    are installed here; else its NoCompatibleWheel is raised."""
+    deferred: list[str] = []
+    for attempt in itertools.count():
+        if not names:
+            return {}, deferred
+        root = work / f"layer-{attempt}"
+        root.mkdir()
+        text = "\n".join([*options, *(lines[n] for n in names)]) + "\n"
+        subset = Fingerprint(fp.content_hash, {n: fp.packages.get(n, "") for n in names},
+                             {"requirements.txt": text})
+        try:
+            LocalBuilder().build(spec, subset, root, log)
+        except NoCompatibleWheel as exc:
+            if defer is None:
+                raise
+            defer()
+            # The local builder names the package it could not install (one per attempt);
+            # unnamed, all that are left go to the container (right, only slower).
+            named = _named(str(exc), names) or list(names)
+            log(f"auto: {exc}; building {', '.join(named)} in Docker, the rest here")
+            deferred += named
+            names = [n for n in names if n not in named]
+            continue
+        groups = split_by_package(root, spec.runtime.layer_prefix, spec.exclude, spec.slim)
+        if set(groups) != set(names):
+            raise NotSplittable(f"installed {sorted(groups)}, asked for {names}")
+        return groups, deferred
+    raise AssertionError("unreachable")
+
+
+def _named(message: str, names: list[str]) -> list[str]:
+    """The names among names that message mentions (as words)."""
+    said = {canonicalize_name(w) for w in re.findall(r"[A-Za-z0-9][A-Za-z0-9._-]*", message)}
+    return [n for n in names if n in said]
 
 
 def _node(spec: LayerSpec, fp: Fingerprint, work: Path, output: Path,
@@ -190,11 +335,20 @@ def node_package_key(spec: LayerSpec, unit: npmtree.Unit) -> str:
                        "scripts": "ignored", "unpack": npmtree.UNPACK_FORMAT})
 
 
-def _key(spec: LayerSpec, package: dict[str, object]) -> str:
+def docker_package_key(spec: LayerSpec, options: list[str], line: str, scope: str) -> str:
+    """What decides one package's entries installed by the build container: its pin, the target,
+    the index, the packing, and the image and owner's cache volume (DockerBuilder.pack_scope)."""
+    from pulumi_lambda_layers.sources.credentials import redact
+
+    return _key(spec, {"pin": redact(line), "index": [redact(o) for o in options],
+                       "docker": scope, "installer": "pip --target"}, builder="docker")
+
+
+def _key(spec: LayerSpec, package: dict[str, object], builder: str = "local") -> str:
     canonical = {
         "pack_format": packs.PACK_FORMAT, **package,
         "runtime": spec.runtime.id, "architecture": spec.architecture,
-        "prefix": spec.runtime.layer_prefix, "builder": "local",
+        "prefix": spec.runtime.layer_prefix, "builder": builder,
         "exclude": sorted(spec.exclude), "slim": list(spec.slim), "level": COMPRESS_LEVEL,
         "compressor": DEFLATE,
     }
@@ -202,9 +356,14 @@ def _key(spec: LayerSpec, package: dict[str, object]) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
-def split_by_package(root: Path, prefix: str, exclude: tuple[str, ...],
-                     slim: tuple[str, ...]) -> dict[str, list[tuple[str, Path | str]]]:
-    """The files to pack under root, grouped by the package whose RECORD lists them."""
+def split_by_package(root: Path, prefix: str, exclude: tuple[str, ...], slim: tuple[str, ...],
+                     pip_target: bool = False) -> dict[str, list[tuple[str, Path | str]]]:
+    """The files to pack under root, grouped by the package whose RECORD lists them.
+
+    pip_target: root/prefix was filled by `pip install --target`, which installs into
+    <home>/lib/python and then moves all of <home> into the target, so a RECORD row ../../X
+    (console scripts: ../../bin/x) is the file X in the target (bin/ is never packed).
+    """
     site = root / prefix
     owners: dict[str, str] = {}
     for dist_info in sorted(site.glob("*.dist-info")):
@@ -216,6 +375,8 @@ def split_by_package(root: Path, prefix: str, exclude: tuple[str, ...],
             if not row:
                 continue
             path = posixpath.normpath(row[0])
+            if pip_target and path.startswith("../../") and not path.startswith("../../../"):
+                path = path.removeprefix("../../")
             if path.startswith(("../", "/")) or path == "..":
                 raise NotSplittable(f"{dist_info.name} installs {row[0]} outside site-packages")
             if owners.setdefault(path, name) != name:

@@ -18,6 +18,7 @@ from pulumi_lambda_layers.sources.fingerprint import Fingerprint
 from pulumi_lambda_layers.spec import LayerSpec
 
 if TYPE_CHECKING:
+    from pulumi_lambda_layers.build.docker import DockerBuilder
     from pulumi_lambda_layers.build.incremental import Assembled
 
 Log = Callable[[str], None]
@@ -59,16 +60,22 @@ def step_name(step: str, spec: LayerSpec, builder: str | None = None) -> str:
 
 def install(spec: LayerSpec, fp: Fingerprint, work: Path, staged: Path) -> Installed:
     """Install the spec's packages for its target. The builder is chosen here and only here:
-    docker when asked; local (package by package when it can) when asked or for auto; auto goes
-    to Docker when the local attempt finds a package without a prebuilt artifact, without
-    installing anything locally again."""
+    docker when asked (Python: package by package, in one container run); local (package by
+    package when it can) when asked or for auto; auto builds in Docker only the packages the
+    local builder cannot install (Python: the rest are installed here, one layer of both;
+    Node.js: the whole layer), without installing anything locally again."""
     if spec.source.kind == "source_dir":
         return Installed(Outcome("none", "source_dir is shipped as it is"), root=spec.source.path)
     if spec.builder == "docker":
-        return _whole(_docker(spec), spec, fp, work, Outcome("docker", "builder='docker' was asked for"))
+        asked = Outcome("docker", "builder='docker' was asked for")
+        if spec.runtime.language == "python":
+            return _docker_packs(spec, fp, work, staged, asked)
+        return _whole(_docker(spec), spec, fp, work, asked)
     reason = ("builder='local' was asked for" if spec.builder == "local" else
               f"auto: every package has a prebuilt artifact for {spec.runtime.id} "
               f"{spec.architecture} or is a pure-Python sdist built here")
+    if spec.builder == "auto" and spec.runtime.language == "python":
+        return _mixed(spec, fp, work, staged, reason)
     try:
         return _local(spec, fp, work, staged, Outcome("local", reason))
     except NoCompatibleWheel as exc:
@@ -79,6 +86,49 @@ def install(spec: LayerSpec, fp: Fingerprint, work: Path, staged: Path) -> Insta
         why = f"auto: {exc}; building in Docker instead"
         emit(why)
         return _whole(_docker(spec), spec, fp, work, Outcome("docker", why))
+
+
+def _docker_packs(spec: LayerSpec, fp: Fingerprint, work: Path, staged: Path,
+                  outcome: Outcome) -> Installed:
+    """Only the packages without a pack of this build image, in one container; else whole."""
+    from pulumi_lambda_layers.build import incremental
+
+    builder = _docker(spec)
+    try:
+        with step(step_name("install", spec, "docker")):
+            return Installed(outcome, assembled=incremental.build_docker(spec, fp, work, staged,
+                                                                         emit, builder))
+    except NotSplittable as exc:
+        emit(f"package: cannot pack package by package ({exc}); packing the whole layer")
+    return _whole(builder, spec, fp, work, outcome)
+
+
+def _mixed(spec: LayerSpec, fp: Fingerprint, work: Path, staged: Path, reason: str) -> Installed:
+    """auto, Python: the packages with a wheel installed here, the others in one container."""
+    from pulumi_lambda_layers.build import incremental
+
+    builder = _docker(spec)
+    try:
+        with step(step_name("install", spec, "auto")):
+            done = incremental.build_mixed(spec, fp, work, staged, emit, builder)
+    except NotSplittable as exc:
+        # As a local build that cannot be split: the whole layer here, else all of it in Docker.
+        emit(f"package: cannot pack package by package ({exc}); packing the whole layer")
+        from pulumi_lambda_layers.build.local import LocalBuilder
+
+        try:
+            return _whole(LocalBuilder(), spec, fp, work, Outcome("local", reason))
+        except NoCompatibleWheel as no_wheel:
+            why = f"auto: {no_wheel}; building in Docker instead"
+            emit(why)
+            return _whole(builder, spec, fp, work, Outcome("docker", why))
+    there = done.stats.docker
+    if not there:
+        return Installed(Outcome("local", reason), assembled=done)
+    return Installed(Outcome("docker", f"auto: no prebuilt wheel for {spec.runtime.id} "
+                                       f"{spec.architecture} of {', '.join(there)}: built in "
+                                       f"Docker, the other {len(fp.packages) - len(there)} "
+                                       "packages here"), assembled=done)
 
 
 def _local(spec: LayerSpec, fp: Fingerprint, work: Path, staged: Path,
@@ -104,7 +154,7 @@ def _whole(builder: Builder, spec: LayerSpec, fp: Fingerprint, work: Path,
     return Installed(outcome, root=root)
 
 
-def _docker(spec: LayerSpec) -> Builder:
+def _docker(spec: LayerSpec) -> DockerBuilder:
     import os
 
     from pulumi_lambda_layers.build.docker import CACHE_OWNER_ENV, DockerBuilder

@@ -1,0 +1,282 @@
+"""Docker builds package by package: a bump installs only the changed package, in one container,
+and gives the bytes of a cold build; auto builds only the native sdists in Docker."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import shutil
+import sys
+import tarfile
+import uuid
+import zipfile
+from base64 import urlsafe_b64encode
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pulumi_lambda_layers import make_spec
+from pulumi_lambda_layers.build.archive import make_zip
+from pulumi_lambda_layers.build.docker import (
+    CACHE_LABEL,
+    CACHE_LABEL_VALUE,
+    CACHE_OWNER_ENV,
+    OWNER_LABEL,
+    DockerBuilder,
+    build_user,
+    cache_volume_name,
+)
+from pulumi_lambda_layers.build.pipeline import BuildResult, build_layer
+from pulumi_lambda_layers.sources.fingerprint import fingerprint
+from tests.conftest import docker_build_options, write
+from tests.local_index import make_wheel, serve_index
+from tests.testbed_images import require_compiler_image, require_docker, require_image
+
+SITE = "python/lib/python3.11/site-packages"
+# setuptools (and `wheel`, which setuptools < 70.1 builds wheels with) for the isolated builds of
+# the native sdist, served by the test index, from this machine's Python installations.
+_BACKEND_WHEELS = ("setuptools-6[7-9]*-py3-none-any.whl", "wheel-0.4*-py3-none-any.whl")
+
+
+def native_sdist(folder: Path, name: str, version: str) -> Path:
+    """A setuptools sdist of name==version whose one module is a C extension."""
+    files = {
+        "pyproject.toml": '[build-system]\nrequires = ["setuptools"]\n'
+                          'build-backend = "setuptools.build_meta"\n',
+        "PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        "setup.py": ("from setuptools import Extension, setup\n"
+                     f"setup(name={name!r}, version={version!r}, "
+                     f"ext_modules=[Extension({name!r}, [{name + '.c'!r}])])\n"),
+        f"{name}.c": ("#include <Python.h>\n"
+                      f'static struct PyModuleDef m = {{PyModuleDef_HEAD_INIT, "{name}"}};\n'
+                      f"PyMODINIT_FUNC PyInit_{name}(void) {{ return PyModule_Create(&m); }}\n"),
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}-{version}.tar.gz"
+    with tarfile.open(path, "w:gz") as tf:
+        for member, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"{name}-{version}/{member}")
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return path
+
+
+def backend_wheels(folder: Path) -> None:
+    """Copy setuptools and wheel wheels from this machine's Python installations into folder."""
+    roots = {Path(sys.base_prefix).parent, Path("/usr/lib"), Path("/usr/local/lib")}
+    for pattern in _BACKEND_WHEELS:
+        found = sorted(p for root in roots if root.is_dir()
+                       for where in (f"*/lib/python3*/**/{pattern}", f"python3*/**/{pattern}")
+                       for p in root.glob(where))
+        if not found:
+            raise RuntimeError(f"no {pattern} on this machine (looked under {sorted(map(str, roots))})"
+                               ": the native sdist's isolated build gets it from the test index; "
+                               "put one there, e.g. `pip download setuptools==69.5.1 wheel==0.43.0`")
+        shutil.copy(found[-1], folder)
+
+
+@pytest.fixture()
+def owner(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A cache owner of this test alone (its own pip cache volumes), removed after it."""
+    name = f"pll-test-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv(CACHE_OWNER_ENV, name)
+    yield name
+    client = require_docker()
+    for volume in client.volumes.list(filters={"label": f"{OWNER_LABEL}={name}"}):
+        volume.remove(force=True)
+
+
+def _cli_wheel(folder: Path, name: str, version: str) -> Path:
+    """A pure-Python wheel with a console script (pip --target puts it in site-packages/bin and
+    its RECORD row reads ../../bin/<name>)."""
+    dist = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}/__init__.py": f"VERSION = {version!r}\n\ndef main():\n    print(VERSION)\n",
+        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: pll-tests\nRoot-Is-Purelib: true\n"
+                         "Tag: py3-none-any\n",
+        f"{dist}/entry_points.txt": f"[console_scripts]\n{name} = {name}:main\n",
+    }
+
+    def digest(text: str) -> str:
+        return urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+
+    rows = [f"{path},sha256={digest(text)},{len(text.encode())}" for path, text in files.items()]
+    files[f"{dist}/RECORD"] = "\n".join([*rows, f"{dist}/RECORD,,"]) + "\n"
+    path = folder / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as zf:
+        for member, text in files.items():
+            zf.writestr(member, text)
+    return path
+
+
+def _lock(path: Path, index_url: str, *pins: str) -> Path:
+    return write(path, "\n".join([f"--index-url {index_url}", *pins]) + "\n")
+
+
+def _spec(lock: Path, arch: str, builder: str = "docker", image: str | None = None) -> Any:
+    return make_spec(runtime="python3.11", architecture=arch, lock=str(lock), builder=builder,
+                     image=image or require_image("python3.11", arch), **docker_build_options())
+
+
+def _build(spec: Any, out: Path) -> tuple[BuildResult, list[str]]:
+    log: list[str] = []
+    return build_layer(spec, out, log=log.append), log
+
+
+def _installed(log: list[str]) -> list[str]:
+    """What pip in the build container said it installed, in every container of the build."""
+    return sorted(item for line in log if line.strip().startswith("Successfully installed")
+                  for item in line.split()[2:])
+
+
+def _imports(image: str, zip_path: Path, where: Path, code: str) -> str:
+    """stdout of `python3 -c code` in image, with the unzipped layer's site-packages on the path."""
+    with zipfile.ZipFile(zip_path) as zf:
+        zf.extractall(where)
+    out = require_docker().containers.run(
+        image, ["python3", "-c", code], remove=True, network_mode="none",
+        environment={"PYTHONPATH": f"/opt/{SITE}"},
+        volumes={str(where): {"bind": "/opt", "mode": "ro"}})
+    return str(out.decode().strip())
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "arm64"])
+def test_a_bump_installs_only_the_changed_package_and_gives_a_cold_builds_bytes(
+        arch: str, tmp_path: Path, owner: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    wheels = tmp_path / "wheels"
+    for name, version in (("alpha", "1.0"), ("alpha", "2.0"), ("beta", "1.0")):
+        make_wheel(wheels, name, version)
+    _cli_wheel(wheels, "tool", "1.0")
+    with serve_index(wheels) as index:
+        old = _spec(_lock(tmp_path / "old.lock", index.url, "alpha==1.0", "beta==1.0",
+                          "tool==1.0"), arch)
+        new = _spec(_lock(tmp_path / "new.lock", index.url, "alpha==2.0", "beta==1.0",
+                          "tool==1.0"), arch)
+        monkeypatch.setenv("PLL_CACHE_DIR", str(tmp_path / "warm"))
+        first, first_log = _build(old, tmp_path / "old.zip")
+        bump, bump_log = _build(new, tmp_path / "bump.zip")
+        monkeypatch.setenv("PLL_CACHE_DIR", str(tmp_path / "cold"))
+        cold, cold_log = _build(new, tmp_path / "cold.zip")
+        # What a Docker build was before packs: the whole tree installed and zipped at once.
+        root = tmp_path / "whole"
+        root.mkdir()
+        DockerBuilder(cache_owner=owner).build(new, fingerprint(new), root, lambda _line: None)
+        whole = make_zip(root, tmp_path / "whole.zip")
+
+    logs = "\n".join(first_log + bump_log + cold_log)
+    assert first.builder == bump.builder == cold.builder == "docker"
+    assert first.packs and bump.packs and cold.packs
+    assert _installed(first_log) == ["alpha-1.0", "beta-1.0", "tool-1.0"], logs
+    assert first.packs.docker == first.packs.packed == ("alpha", "beta", "tool")
+    # The bump: one container, one package installed in it; the rest from the pack cache.
+    assert _installed(bump_log) == ["alpha-2.0"], logs
+    assert sum("docker: building in" in line for line in bump_log) == 1, logs
+    assert "docker: installing 1 of 3 packages in one container: alpha" in bump_log, logs
+    assert (bump.packs.packed, bump.packs.reused) == (("alpha",), ("beta", "tool"))
+    assert cold.packs.reused == () and _installed(cold_log) == ["alpha-2.0", "beta-1.0", "tool-1.0"]
+    # The console script's ../../bin row does not make the layer unsplittable.
+    assert "cannot pack package by package" not in logs
+    assert bump.zip.sha256 == cold.zip.sha256 == whole.sha256
+    assert bump.report.ok and first.zip.sha256 != bump.zip.sha256
+    with zipfile.ZipFile(bump.zip.path) as zf:
+        names = zf.namelist()
+    assert f"{SITE}/tool/__init__.py" in names and not any("/bin/" in n for n in names), names
+    assert _imports(require_image("python3.11", arch), bump.zip.path, tmp_path / "unzipped",
+                    "import alpha, beta, tool; print(alpha.VERSION, beta.VERSION)") == "2.0 1.0"
+
+
+def test_auto_builds_only_the_native_sdist_in_one_container_and_matches_a_docker_build(
+        tmp_path: Path, owner: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    image = require_compiler_image()
+    files = tmp_path / "files"
+    files.mkdir()
+    backend_wheels(files)  # setuptools for the container's isolated build
+    native_sdist(files, "nativepkg", "1.0")
+    make_wheel(files, "wheelpkg", "2.0")
+    make_wheel(files, "otherpkg", "1.0")
+    with serve_index(files) as index:
+        lock = _lock(tmp_path / "requirements.lock", index.url, "nativepkg==1.0",
+                     "otherpkg==1.0", "wheelpkg==2.0")
+        monkeypatch.setenv("PLL_CACHE_DIR", str(tmp_path / "auto-cache"))
+        auto, auto_log = _build(_spec(lock, "x86_64", "auto", image), tmp_path / "auto.zip")
+        monkeypatch.setenv("PLL_CACHE_DIR", str(tmp_path / "docker-cache"))
+        full, full_log = _build(_spec(lock, "x86_64", "docker", image), tmp_path / "full.zip")
+
+    logs = "\n".join(auto_log + ["---"] + full_log)
+    assert auto.builder == "docker" and "nativepkg" in auto.builder_reason, auto.builder_reason
+    assert "the other 2 packages here" in auto.builder_reason
+    assert auto.packs is not None and full.packs is not None
+    assert auto.packs.docker == ("nativepkg",)
+    # One container run for the build, installing the native package only.
+    assert sum("docker: building in" in line for line in auto_log) == 1, logs
+    assert _installed(auto_log) == ["nativepkg-1.0"], logs
+    assert any(line.startswith("local: uv pip install 2 packages") for line in auto_log), logs
+    assert _installed(full_log) == ["nativepkg-1.0", "otherpkg-1.0", "wheelpkg-2.0"], logs
+    assert auto.zip.sha256 == full.zip.sha256, logs
+    assert auto.report.ok, str(auto.report)
+    with zipfile.ZipFile(auto.zip.path) as zf:
+        assert any(n.startswith(f"{SITE}/nativepkg.") and n.endswith(".so")
+                   for n in zf.namelist()), zf.namelist()
+    assert _imports(image, auto.zip.path, tmp_path / "unzipped",
+                    "import nativepkg, wheelpkg, otherpkg; "
+                    "print(nativepkg.__file__.rsplit('/', 1)[-1].split('.')[-1], "
+                    "wheelpkg.VERSION)") == "so 2.0"
+
+
+def test_a_cache_volume_others_could_write_is_emptied_when_the_build_finds_it(
+        tmp_path: Path, owner: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    client = require_docker()
+    base = require_image("python3.11", "x86_64")
+    name = cache_volume_name(client.images.get(base), owner)
+    # An existing volume is checked by the build container, not by a container of its own.
+    client.volumes.create(name, labels={CACHE_LABEL: CACHE_LABEL_VALUE, OWNER_LABEL: owner})
+    client.containers.run(base, ["sh", "-c", "chmod 1777 /pll/cache; mkdir /pll/cache/pip; "
+                                 "touch /pll/cache/pip/planted.whl"], user="0:0", remove=True,
+                          network_mode="none", volumes={name: {"bind": "/pll/cache",
+                                                               "mode": "rw"}})
+    wheels = tmp_path / "wheels"
+    make_wheel(wheels, "alpha", "1.0")
+    monkeypatch.setenv("PLL_CACHE_DIR", str(tmp_path / "cache"))
+    with serve_index(wheels) as index:
+        spec = _spec(_lock(tmp_path / "a.lock", index.url, "alpha==1.0"), "x86_64")
+        first, log = _build(spec, tmp_path / "a.zip")
+        monkeypatch.setenv("PLL_CACHE_DIR", str(tmp_path / "cache-2"))
+        again, again_log = _build(spec, tmp_path / "b.zip")
+    uid, gid = build_user()
+    assert any("pll: the package cache volume is 0:0 1777" in line for line in log), log
+    assert any(f"was 0:0 1777 (owner uid:gid, mode): emptied it and gave it to {uid}:{gid}"
+               in line for line in log), log
+    assert _installed(log) == ["alpha-1.0"] and first.zip.sha256 == again.zip.sha256
+    # Now it is the build uid's: the next build's container finds it so and goes on at once.
+    assert not any("package cache volume" in line for line in again_log), again_log
+    listing = client.containers.run(base, ["sh", "-c", "stat -c '%u %g %a' /pll/cache; "
+                                           "find /pll/cache"], user="0:0", remove=True,
+                                    network_mode="none",
+                                    volumes={name: {"bind": "/pll/cache", "mode": "rw"}})
+    status, *inside = listing.decode().split()
+    assert status == str(uid) and not any("planted.whl" in path for path in inside), inside
+
+
+def test_pip_target_rows_outside_site_packages_are_the_targets_own_paths(tmp_path: Path) -> None:
+    from pulumi_lambda_layers.build.incremental import split_by_package
+    from pulumi_lambda_layers.errors import NotSplittable
+
+    site = tmp_path / SITE
+    for rel, text in {"tool/__init__.py": "", "bin/tool": "#!/usr/bin/python3\n",
+                      "share/tool/data.txt": "x"}.items():
+        write(site / rel, text)
+    record = write(site / "tool-1.0.dist-info/RECORD",
+                   "tool/__init__.py,,\n../../bin/tool,,\n../../share/tool/data.txt,,\n"
+                   "tool-1.0.dist-info/RECORD,,\n")
+    groups = split_by_package(tmp_path, SITE, (), (), pip_target=True)
+    assert sorted(rel for rel, _ in groups["tool"]) == [f"{SITE}/share/tool/data.txt",
+                                                        f"{SITE}/tool/__init__.py"]
+    with pytest.raises(NotSplittable, match="outside site-packages"):
+        split_by_package(tmp_path, SITE, (), ())  # uv's --target records no such rows
+    record.write_text("tool/__init__.py,,\n../../../etc/passwd,,\n")
+    with pytest.raises(NotSplittable, match="outside site-packages"):
+        split_by_package(tmp_path, SITE, (), (), pip_target=True)

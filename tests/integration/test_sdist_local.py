@@ -34,8 +34,10 @@ SITE = "python/lib/python3.11/site-packages"
 _BACKEND_WHEELS = ("setuptools-6[7-9]*-py3-none-any.whl", "wheel-0.4*-py3-none-any.whl")
 
 
-def make_sdist(folder: Path, name: str, version: str, native: bool = False) -> Path:
-    """A setuptools sdist of name==version: one module, pure Python or a C extension."""
+def make_sdist(folder: Path, name: str, version: str, native: bool = False,
+               platform_wheel: bool = False) -> Path:
+    """A setuptools sdist of name==version: one module, pure Python or a C extension; or, with
+    platform_wheel, pure Python that still builds into a platform wheel (no C source shipped)."""
     files = {
         "pyproject.toml": '[build-system]\nrequires = ["setuptools"]\n'
                           'build-backend = "setuptools.build_meta"\n',
@@ -48,6 +50,15 @@ def make_sdist(folder: Path, name: str, version: str, native: bool = False) -> P
         files[f"{name}.c"] = ("#include <Python.h>\n"
                               f'static struct PyModuleDef m = {{PyModuleDef_HEAD_INIT, "{name}"}};\n'
                               f"PyMODINIT_FUNC PyInit_{name}(void) {{ return PyModule_Create(&m); }}\n")
+    elif platform_wheel:
+        files["setup.py"] = ("from setuptools import setup\n"
+                             "from setuptools.dist import Distribution\n"
+                             "class Binary(Distribution):\n"
+                             "    def has_ext_modules(self):\n"
+                             "        return True\n"
+                             f"setup(name={name!r}, version={version!r}, py_modules=[{name!r}], "
+                             "distclass=Binary)\n")
+        files[f"{name}.py"] = f"VERSION = {version!r}\n"
     else:
         files["setup.py"] = ("from setuptools import setup\n"
                              f"setup(name={name!r}, version={version!r}, py_modules=[{name!r}])\n")
@@ -89,6 +100,7 @@ def index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalInde
     _find_backend_wheels(files)
     make_sdist(files, "purepkg", "1.0")
     make_sdist(files, "nativepkg", "1.0", native=True)
+    make_sdist(files, "platpkg", "1.0", platform_wheel=True)
     make_wheel(files, "wheelpkg", "2.0")
     with serve_index(files) as served:
         yield served
@@ -191,25 +203,33 @@ def test_local_refuses_a_native_sdist_naming_it(index: LocalIndex, tmp_path: Pat
     text = str(err.value)
     assert "install (local, python3.11 x86_64)" in text
     assert "nativepkg 1.0" in text and "not py3-none-any" in text
-    assert re.search(r"nativepkg-1\.0-cp3\d+-cp3\d+-linux_\w+\.whl", text), text
+    # It ships C source: native without a build here.
+    assert "ships nativepkg-1.0/nativepkg.c" in text, text
     assert "builder='docker'" in text
     assert not (tmp_path / "layer.zip").exists()
+    # No compiled source, but the wheel built here is a platform one: refused too, naming it.
+    lock = _lock(tmp_path / "plat/requirements.lock", index.url, "platpkg==1.0")
+    with pytest.raises(BuildError) as err:
+        _build(lock, tmp_path / "plat.zip")
+    assert re.search(r"platpkg 1\.0 .*builds into platpkg-1\.0-cp3\d+-cp3\d+-linux_\w+\.whl",
+                     str(err.value)), str(err.value)
 
 
 def test_auto_gets_no_compatible_wheel_for_a_native_sdist_without_building_it_again(
         index: LocalIndex, tmp_path: Path) -> None:
-    lock = _lock(tmp_path / "requirements.lock", index.url, "nativepkg==1.0")
-    spec = make_spec(runtime="python3.11", lock=str(lock), builder="auto")
-    fp = fingerprint(spec)
-    for attempt in ("first", "second"):
-        root = tmp_path / attempt
-        root.mkdir()
-        logs: list[str] = []
-        with pytest.raises(NoCompatibleWheel, match="nativepkg 1.0 is published as an sdist only"):
-            LocalBuilder().build(spec, fp, root, logs.append)
-        built = [line for line in logs if "building nativepkg" in line]
-        assert len(built) == (1 if attempt == "first" else 0), logs  # the verdict is kept
-        assert not list(root.rglob("nativepkg*.so")), "nothing native is installed"
+    for pkg, builds in (("platpkg", 1), ("nativepkg", 0)):  # a C source: never built here
+        lock = _lock(tmp_path / pkg / "requirements.lock", index.url, f"{pkg}==1.0")
+        spec = make_spec(runtime="python3.11", lock=str(lock), builder="auto")
+        fp = fingerprint(spec)
+        for attempt in ("first", "second"):
+            root = tmp_path / pkg / attempt
+            root.mkdir()
+            logs: list[str] = []
+            with pytest.raises(NoCompatibleWheel, match=f"{pkg} 1.0 is published as an sdist"):
+                LocalBuilder().build(spec, fp, root, logs.append)
+            built = [line for line in logs if f"building {pkg}" in line]
+            assert len(built) == (builds if attempt == "first" else 0), logs  # verdict kept
+            assert not list(root.rglob(f"{pkg}*")), "nothing native is installed"
 
 
 def test_sdist_comes_from_the_index_with_the_locks_credentials(tmp_path: Path,

@@ -6,17 +6,21 @@ import hashlib
 import html.parser
 import json
 import netrc
+import posixpath
 import shutil
 import ssl
 import subprocess
+import tarfile
 import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
+import zipfile
 from base64 import b64encode
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NoReturn
 
 from packaging.requirements import Requirement
 from packaging.utils import (
@@ -38,7 +42,12 @@ PYPI = "https://pypi.org/simple"
 # 1980-01-01, the earliest time a zip can hold: the wheel's entries get it instead of "now", so
 # building the same sdist with the same backend gives the same wheel bytes.
 SOURCE_DATE_EPOCH = "315532800"
-_NATIVE = "native.json"  # in a cache entry: the sdist built into a platform wheel (not kept)
+_NATIVE = "native.json"  # in a cache entry: the sdist is native (why), no wheel kept
+# Sources only a compiler makes something of. An sdist that ships them is taken as native (Docker
+# builds it) without a build here: a pure-Python sdist rarely carries them, and one whose C part
+# is optional still builds right, with a compiler for the target, in the container.
+_NATIVE_SOURCES = (".c", ".cc", ".cpp", ".cxx", ".pyx", ".rs", ".f", ".f90")
+_NATIVE_FILES = ("Cargo.toml",)
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,9 @@ def pure_wheel(line: str, options: list[str], env: Mapping[str, str], ca_bundle:
             _check_lock_hashes(name, sdist, hashes)
             if (found := _cached(name, version, digest, log)) is not None:
                 return found
+        source = _native_source(archive)
+        if source is not None:
+            _native(name, version, sdist, f"ships {source}, native code a compiler makes")
         log(f"local: building {name} {version} from its sdist {sdist.filename} (isolated)")
         built = _build(archive, Path(tmp) / "out", options, env)
         return _keep(name, version, sdist, built)
@@ -111,7 +123,9 @@ def _cached(name: str, version: str, digest: str, log: Log) -> Path | None:
     entry = wheels_dir() / digest
     native = entry / _NATIVE
     if native.is_file():
-        raise NoCompatibleWheel(_native_reason(name, version, json.loads(native.read_text())["wheel"]))
+        verdict = json.loads(native.read_text())
+        why = verdict.get("why") or f"builds into {verdict.get('wheel')}"
+        raise NoCompatibleWheel(_native_reason(name, version, why))
     wheels = sorted(entry.glob("*.whl"))
     if not wheels:
         return None
@@ -138,8 +152,7 @@ def _keep(name: str, version: str, sdist: Sdist, built: Path) -> Path:
     pure = all(t.abi == "none" and t.platform == "any" and t.interpreter.startswith("py")
                for t in tags) and any(t.interpreter == "py3" for t in tags)
     if not pure or not _purelib(built):
-        write_atomic(entry / _NATIVE, json.dumps({"wheel": built.name}).encode())
-        raise NoCompatibleWheel(_native_reason(name, version, built.name))
+        _native(name, version, sdist, f"builds into {built.name}")
     kept = entry / built.name
     with atomic_file(kept) as f, open(built, "rb") as src:
         shutil.copyfileobj(src, f)
@@ -150,7 +163,6 @@ def _keep(name: str, version: str, sdist: Sdist, built: Path) -> Path:
 
 def _purelib(wheel: Path) -> bool:
     """The WHEEL metadata agrees: Root-Is-Purelib true and only pure tags."""
-    import zipfile
 
     with zipfile.ZipFile(wheel) as zf:
         wheel_files = [n for n in zf.namelist()
@@ -164,10 +176,27 @@ def _purelib(wheel: Path) -> bool:
     return purelib == ["true"] and bool(tags) and all(t.endswith("-none-any") for t in tags)
 
 
-def _native_reason(name: str, version: str, wheel: str) -> str:
-    return (f"{name} {version} is published as an sdist only and builds into {wheel} (native "
-            "code for this machine, not py3-none-any), which only a Lambda-compatible container "
-            "builds for the target")
+def _native(name: str, version: str, sdist: Sdist, why: str) -> NoReturn:
+    """Record that this sdist is native (the next build asks no more), and say so."""
+    write_atomic(wheels_dir() / sdist.sha256 / _NATIVE, json.dumps({"why": why}).encode())
+    raise NoCompatibleWheel(_native_reason(name, version, why))
+
+
+def _native_reason(name: str, version: str, why: str) -> str:
+    return (f"{name} {version} is published as an sdist only and {why} (native code, not "
+            "py3-none-any), which only a Lambda-compatible container builds for the target")
+
+
+def _native_source(archive: Path) -> str | None:
+    """The first compiled-language source the sdist ships (its path inside), if any."""
+    if archive.name.endswith(".zip"):
+        with zipfile.ZipFile(archive) as zf:
+            names = zf.namelist()
+    else:
+        with tarfile.open(archive) as tf:
+            names = tf.getnames()
+    return next((n for n in sorted(names) if n.lower().endswith(_NATIVE_SOURCES)
+                 or posixpath.basename(n) in _NATIVE_FILES), None)
 
 
 # --- finding and fetching the sdist ---------------------------------------------------------

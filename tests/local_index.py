@@ -4,7 +4,11 @@ and, when asked, answers only requests with HTTP basic auth of a given user and 
 from __future__ import annotations
 
 import hashlib
+import io
 import re
+import shutil
+import sys
+import tarfile
 import threading
 import time
 import zipfile
@@ -17,9 +21,11 @@ from pathlib import Path
 
 
 def make_wheel(folder: Path, name: str, version: str, requires: tuple[str, ...] = (),
-               metadata: tuple[str, ...] = (), code: str = "") -> Path:
+               metadata: tuple[str, ...] = (), code: str = "",
+               extra: dict[str, str] | None = None) -> Path:
     """A minimal pure-Python wheel of name==version (Requires-Dist: requires, and more METADATA
-    lines, e.g. a License-Expression) in folder; code is appended to its __init__.py."""
+    lines, e.g. a License-Expression) in folder; code is appended to its __init__.py; extra: more
+    files by path (e.g. the dist-info's entry_points.txt)."""
     dist = f"{name}-{version}.dist-info"
     files = {
         f"{name}/__init__.py": f"VERSION = {version!r}\n{code}",
@@ -28,6 +34,7 @@ def make_wheel(folder: Path, name: str, version: str, requires: tuple[str, ...] 
             *(f"Requires-Dist: {r}" for r in requires), *metadata)),
         f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: pll-tests\nRoot-Is-Purelib: true\n"
                          "Tag: py3-none-any\n",
+        **(extra or {}),
     }
 
     def digest(text: str) -> str:
@@ -75,9 +82,10 @@ class LocalIndex:
 @contextmanager
 def serve_index(wheels: Path, delay: float = 0.0,
                 auth: Collection[tuple[str, str]] | None = None) -> Iterator[LocalIndex]:
-    """Serve the wheels and sdists (.tar.gz) in `wheels` as /simple/<name>/ pages; each page answer waits `delay`
-    seconds, like a registry that is slow to answer metadata. auth: (user, token) pairs, one of
-    which every request must send as HTTP basic auth (else 401), like a private registry."""
+    """Serve the wheels and sdists (.tar.gz) in `wheels` as /simple/<name>/ pages; each page
+    answer waits `delay` seconds, like a registry that is slow to answer metadata. auth: (user,
+    token) pairs, one of which every request must send as HTTP basic auth (else 401), like a
+    private registry."""
     log = IndexLog()
     allowed = set(auth) if auth is not None else None
 
@@ -123,7 +131,7 @@ def serve_index(wheels: Path, delay: float = 0.0,
             if page:
                 time.sleep(delay)
                 wanted = _normal(page.group(1))
-                links = [f'<a href="/files/{w.name}#sha256={_sha256(w)}">{w.name}</a>'
+                links = [f'<a href="/files/{w.name}#sha256={sha256_hex(w)}">{w.name}</a>'
                          for w in sorted([*wheels.glob("*.whl"), *wheels.glob("*.tar.gz")])
                          if _normal(w.name.split("-")[0]) == wanted]
                 if not links:
@@ -167,5 +175,65 @@ def _normal(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _sha256(path: Path) -> str:
+def sha256_hex(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# --- sdists (built here by tests that need one) ---------------------------------------------
+# setuptools (and `wheel`, which setuptools < 70.1 builds wheels with) for isolated builds of
+# the sdists, served by the test index, taken from this machine's Python installations.
+_BACKEND_WHEELS = ("setuptools-6[7-9]*-py3-none-any.whl", "wheel-0.4*-py3-none-any.whl")
+
+
+def make_sdist(folder: Path, name: str, version: str, native: bool = False,
+               platform_wheel: bool = False) -> Path:
+    """A setuptools sdist of name==version: one module, pure Python or a C extension; or, with
+    platform_wheel, pure Python that still builds into a platform wheel (no C source shipped)."""
+    files = {
+        "pyproject.toml": '[build-system]\nrequires = ["setuptools"]\n'
+                          'build-backend = "setuptools.build_meta"\n',
+        "PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+    }
+    if native:
+        files["setup.py"] = ("from setuptools import Extension, setup\n"
+                             f"setup(name={name!r}, version={version!r}, "
+                             f"ext_modules=[Extension({name!r}, [{name + '.c'!r}])])\n")
+        files[f"{name}.c"] = ("#include <Python.h>\n"
+                              f'static struct PyModuleDef m = {{PyModuleDef_HEAD_INIT, "{name}"}};\n'
+                              f"PyMODINIT_FUNC PyInit_{name}(void) {{ return PyModule_Create(&m); }}\n")
+    elif platform_wheel:
+        files["setup.py"] = ("from setuptools import setup\n"
+                             "from setuptools.dist import Distribution\n"
+                             "class Binary(Distribution):\n"
+                             "    def has_ext_modules(self):\n"
+                             "        return True\n"
+                             f"setup(name={name!r}, version={version!r}, py_modules=[{name!r}], "
+                             "distclass=Binary)\n")
+        files[f"{name}.py"] = f"VERSION = {version!r}\n"
+    else:
+        files["setup.py"] = ("from setuptools import setup\n"
+                             f"setup(name={name!r}, version={version!r}, py_modules=[{name!r}])\n")
+        files[f"{name}.py"] = f"VERSION = {version!r}\n"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}-{version}.tar.gz"
+    with tarfile.open(path, "w:gz") as tf:
+        for member, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"{name}-{version}/{member}")
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return path
+
+
+def backend_wheels(folder: Path) -> None:
+    """Copy setuptools and wheel wheels from this machine's Python installations into folder."""
+    roots = {Path(sys.base_prefix).parent, Path("/usr/lib"), Path("/usr/local/lib")}
+    for pattern in _BACKEND_WHEELS:
+        found = sorted(p for root in roots if root.is_dir()
+                       for where in (f"*/lib/python3*/**/{pattern}", f"python3*/**/{pattern}")
+                       for p in root.glob(where))
+        if not found:
+            raise RuntimeError(f"no {pattern} on this machine (looked under {sorted(map(str, roots))}):"
+                               " the sdist tests serve it to uv's isolated builds; put one there, "
+                               "e.g. `pip download setuptools==69.5.1 wheel==0.43.0`")
+        shutil.copy(found[-1], folder)

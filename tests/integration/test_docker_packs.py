@@ -3,14 +3,8 @@ and gives the bytes of a cold build; auto builds only the native sdists in Docke
 
 from __future__ import annotations
 
-import hashlib
-import io
-import shutil
-import sys
-import tarfile
 import uuid
 import zipfile
-from base64 import urlsafe_b64encode
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,53 +25,10 @@ from pulumi_lambda_layers.build.docker import (
 from pulumi_lambda_layers.build.pipeline import BuildResult, build_layer
 from pulumi_lambda_layers.sources.fingerprint import fingerprint
 from tests.conftest import docker_build_options, write
-from tests.local_index import make_wheel, serve_index
+from tests.local_index import backend_wheels, make_sdist, make_wheel, serve_index
 from tests.testbed_images import require_compiler_image, require_docker, require_image
 
 SITE = "python/lib/python3.11/site-packages"
-# setuptools (and `wheel`, which setuptools < 70.1 builds wheels with) for the isolated builds of
-# the native sdist, served by the test index, from this machine's Python installations.
-_BACKEND_WHEELS = ("setuptools-6[7-9]*-py3-none-any.whl", "wheel-0.4*-py3-none-any.whl")
-
-
-def native_sdist(folder: Path, name: str, version: str) -> Path:
-    """A setuptools sdist of name==version whose one module is a C extension."""
-    files = {
-        "pyproject.toml": '[build-system]\nrequires = ["setuptools"]\n'
-                          'build-backend = "setuptools.build_meta"\n',
-        "PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-        "setup.py": ("from setuptools import Extension, setup\n"
-                     f"setup(name={name!r}, version={version!r}, "
-                     f"ext_modules=[Extension({name!r}, [{name + '.c'!r}])])\n"),
-        f"{name}.c": ("#include <Python.h>\n"
-                      f'static struct PyModuleDef m = {{PyModuleDef_HEAD_INIT, "{name}"}};\n'
-                      f"PyMODINIT_FUNC PyInit_{name}(void) {{ return PyModule_Create(&m); }}\n"),
-    }
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}-{version}.tar.gz"
-    with tarfile.open(path, "w:gz") as tf:
-        for member, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(f"{name}-{version}/{member}")
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    return path
-
-
-def backend_wheels(folder: Path) -> None:
-    """Copy setuptools and wheel wheels from this machine's Python installations into folder."""
-    roots = {Path(sys.base_prefix).parent, Path("/usr/lib"), Path("/usr/local/lib")}
-    for pattern in _BACKEND_WHEELS:
-        found = sorted(p for root in roots if root.is_dir()
-                       for where in (f"*/lib/python3*/**/{pattern}", f"python3*/**/{pattern}")
-                       for p in root.glob(where))
-        if not found:
-            raise RuntimeError(f"no {pattern} on this machine (looked under {sorted(map(str, roots))})"
-                               ": the native sdist's isolated build gets it from the test index; "
-                               "put one there, e.g. `pip download setuptools==69.5.1 wheel==0.43.0`")
-        shutil.copy(found[-1], folder)
-
-
 @pytest.fixture()
 def owner(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A cache owner of this test alone (its own pip cache volumes), removed after it."""
@@ -92,25 +43,9 @@ def owner(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 def _cli_wheel(folder: Path, name: str, version: str) -> Path:
     """A pure-Python wheel with a console script (pip --target puts it in site-packages/bin and
     its RECORD row reads ../../bin/<name>)."""
-    dist = f"{name}-{version}.dist-info"
-    files = {
-        f"{name}/__init__.py": f"VERSION = {version!r}\n\ndef main():\n    print(VERSION)\n",
-        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: pll-tests\nRoot-Is-Purelib: true\n"
-                         "Tag: py3-none-any\n",
-        f"{dist}/entry_points.txt": f"[console_scripts]\n{name} = {name}:main\n",
-    }
-
-    def digest(text: str) -> str:
-        return urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
-
-    rows = [f"{path},sha256={digest(text)},{len(text.encode())}" for path, text in files.items()]
-    files[f"{dist}/RECORD"] = "\n".join([*rows, f"{dist}/RECORD,,"]) + "\n"
-    path = folder / f"{name}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(path, "w") as zf:
-        for member, text in files.items():
-            zf.writestr(member, text)
-    return path
+    return make_wheel(folder, name, version, code="\ndef main():\n    print(VERSION)\n",
+                      extra={f"{name}-{version}.dist-info/entry_points.txt":
+                             f"[console_scripts]\n{name} = {name}:main\n"})
 
 
 def _lock(path: Path, index_url: str, *pins: str) -> Path:
@@ -195,7 +130,7 @@ def test_auto_builds_only_the_native_sdist_in_one_container_and_matches_a_docker
     files = tmp_path / "files"
     files.mkdir()
     backend_wheels(files)  # setuptools for the container's isolated build
-    native_sdist(files, "nativepkg", "1.0")
+    make_sdist(files, "nativepkg", "1.0", native=True)
     make_wheel(files, "wheelpkg", "2.0")
     make_wheel(files, "otherpkg", "1.0")
     with serve_index(files) as index:

@@ -3,14 +3,11 @@ by the sdist's sha256), a native one is refused naming the package (auto then go
 
 from __future__ import annotations
 
-import hashlib
-import io
 import os
 import re
 import shutil
 import subprocess
 import sys
-import tarfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,79 +22,25 @@ from pulumi_lambda_layers.runtimes import RUNTIMES
 from pulumi_lambda_layers.sources.fingerprint import fingerprint
 from pulumi_lambda_layers.validate import inspect_zip
 from tests.conftest import write
-from tests.local_index import LocalIndex, make_wheel, serve_index
+from tests.local_index import (
+    LocalIndex,
+    backend_wheels,
+    make_sdist,
+    make_wheel,
+    serve_index,
+    sha256_hex,
+)
 
 SITE = "python/lib/python3.11/site-packages"
 # A setuptools wheel (and `wheel`, which setuptools < 70.1 builds wheels with) for the isolated
 # build environments, served by the test index: the sdists' builds then need no registry. Debian's
 # own setuptools wheel is patched for Debian's layout and cannot build wheels, so it is not used.
-_BACKEND_WHEELS = ("setuptools-6[7-9]*-py3-none-any.whl", "wheel-0.4*-py3-none-any.whl")
-
-
-def make_sdist(folder: Path, name: str, version: str, native: bool = False,
-               platform_wheel: bool = False) -> Path:
-    """A setuptools sdist of name==version: one module, pure Python or a C extension; or, with
-    platform_wheel, pure Python that still builds into a platform wheel (no C source shipped)."""
-    files = {
-        "pyproject.toml": '[build-system]\nrequires = ["setuptools"]\n'
-                          'build-backend = "setuptools.build_meta"\n',
-        "PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-    }
-    if native:
-        files["setup.py"] = ("from setuptools import Extension, setup\n"
-                             f"setup(name={name!r}, version={version!r}, "
-                             f"ext_modules=[Extension({name!r}, [{name + '.c'!r}])])\n")
-        files[f"{name}.c"] = ("#include <Python.h>\n"
-                              f'static struct PyModuleDef m = {{PyModuleDef_HEAD_INIT, "{name}"}};\n'
-                              f"PyMODINIT_FUNC PyInit_{name}(void) {{ return PyModule_Create(&m); }}\n")
-    elif platform_wheel:
-        files["setup.py"] = ("from setuptools import setup\n"
-                             "from setuptools.dist import Distribution\n"
-                             "class Binary(Distribution):\n"
-                             "    def has_ext_modules(self):\n"
-                             "        return True\n"
-                             f"setup(name={name!r}, version={version!r}, py_modules=[{name!r}], "
-                             "distclass=Binary)\n")
-        files[f"{name}.py"] = f"VERSION = {version!r}\n"
-    else:
-        files["setup.py"] = ("from setuptools import setup\n"
-                             f"setup(name={name!r}, version={version!r}, py_modules=[{name!r}])\n")
-        files[f"{name}.py"] = f"VERSION = {version!r}\n"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}-{version}.tar.gz"
-    with tarfile.open(path, "w:gz") as tf:
-        for member, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(f"{name}-{version}/{member}")
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    return path
-
-
-def _find_backend_wheels(folder: Path) -> None:
-    """Copy setuptools and wheel wheels from this machine's Python installations into folder."""
-    roots = {Path(sys.base_prefix).parent, Path("/usr/lib"), Path("/usr/local/lib")}
-    for pattern in _BACKEND_WHEELS:
-        found = sorted(p for root in roots if root.is_dir()
-                       for where in (f"*/lib/python3*/**/{pattern}", f"python3*/**/{pattern}")
-                       for p in root.glob(where))
-        if not found:
-            raise RuntimeError(f"no {pattern} on this machine (looked under {sorted(map(str, roots))}):"
-                               " the sdist tests serve it to uv's isolated builds; put one there, "
-                               "e.g. `pip download setuptools==69.5.1 wheel==0.43.0`")
-        shutil.copy(found[-1], folder)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 @pytest.fixture()
 def index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalIndex]:
     monkeypatch.setenv("PLL_CACHE_DIR", str(tmp_path / "cache"))
     files = tmp_path / "files"
     files.mkdir()
-    _find_backend_wheels(files)
+    backend_wheels(files)
     make_sdist(files, "purepkg", "1.0")
     make_sdist(files, "nativepkg", "1.0", native=True)
     make_sdist(files, "platpkg", "1.0", platform_wheel=True)
@@ -146,7 +89,7 @@ def test_local_builds_a_pure_python_sdist_and_it_imports_from_the_layer(
                    "import purepkg, wheelpkg; print(purepkg.__file__, purepkg.VERSION)")
     assert out == f"{tmp_path / 'unzipped' / SITE / 'purepkg.py'} 1.0"
     wheels = list((tmp_path / "cache/sdist-wheels").glob("*/purepkg-1.0-py3-none-any.whl"))
-    assert [w.parent.name for w in wheels] == [_sha256(index.wheels / "purepkg-1.0.tar.gz")]
+    assert [w.parent.name for w in wheels] == [sha256_hex(index.wheels / "purepkg-1.0.tar.gz")]
 
 
 def test_the_next_build_reuses_the_built_wheel_and_gives_the_same_bytes(
@@ -182,7 +125,7 @@ def test_the_next_build_reuses_the_built_wheel_and_gives_the_same_bytes(
 
 
 def test_lock_hashes_are_the_sdists_and_are_checked(index: LocalIndex, tmp_path: Path) -> None:
-    digest = _sha256(index.wheels / "purepkg-1.0.tar.gz")
+    digest = sha256_hex(index.wheels / "purepkg-1.0.tar.gz")
     good = _lock(tmp_path / "good/requirements.lock", index.url,
                  f"purepkg==1.0 --hash=sha256:{digest}")
     assert _build(good, tmp_path / "good.zip").packages == {"purepkg": "1.0"}
@@ -237,7 +180,7 @@ def test_sdist_comes_from_the_index_with_the_locks_credentials(tmp_path: Path,
     monkeypatch.setenv("PLL_CACHE_DIR", str(tmp_path / "cache"))
     files = tmp_path / "files"
     files.mkdir()
-    _find_backend_wheels(files)
+    backend_wheels(files)
     make_sdist(files, "purepkg", "1.0")
     with serve_index(files, auth={("ci-bot", "s3cret-token")}) as private:
         url = private.url.replace("http://", "http://ci-bot:s3cret-token@")

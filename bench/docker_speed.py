@@ -170,12 +170,11 @@ def checks(name: str, medians: dict[str, dict[str, float | None]], pip: str) -> 
 @contextmanager
 def native_index(folder: Path) -> Iterator[str]:
     """nativepkg's sdist (and setuptools for its isolated build) on a local index; its URL."""
-    from tests.integration.test_docker_packs import backend_wheels, native_sdist
-    from tests.local_index import serve_index
+    from tests.local_index import backend_wheels, make_sdist, serve_index
 
     folder.mkdir(parents=True)
     backend_wheels(folder)
-    native_sdist(folder, "nativepkg", "1.0")
+    make_sdist(folder, "nativepkg", "1.0", native=True)
     with serve_index(folder) as index:
         yield index.url
 

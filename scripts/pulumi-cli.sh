@@ -4,7 +4,8 @@
 # A `pulumi` already on PATH at the SDK's version, with those tools beside it, is linked in instead.
 #
 # Env: PYTHON (interpreter whose `pulumi` package fixes the version; default .venv/bin/python),
-#      PLL_DEV_CACHE (cache root), GO (go binary), PULUMI_CLI_VERSION (force the pkg/v3 version of the CLI).
+#      PLL_DEV_CACHE (cache root), GO (go binary), PULUMI_CLI_VERSION (force the pkg/v3 version of the CLI),
+#      PLL_GO_FETCH_JOBS (modules fetched at once, default 16), PLL_GO_GCFLAGS (default all=-N -l; empty: optimised).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -98,7 +99,7 @@ resolve_pkg() {
   echo "$newer"
 }
 PKGVER=$(resolve_pkg)
-log "building pulumi CLI $PKGVER for the Python SDK $VER in $WORK (a cold build takes 10-20 minutes)"
+log "building pulumi CLI $PKGVER for the Python SDK $VER in $WORK (a cold build takes 5-7 minutes)"
 
 SDKDIR=$(modinfo "$SDK@v$VER" | json_field Dir)
 [[ -n $SDKDIR ]] || die "cannot download $SDK@v$VER from the Go proxy ($("$GO" env GOPROXY))"
@@ -260,11 +261,20 @@ func (h *host) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc.R
 }
 EOF
 
-"$GO" get "$PKG@$PKGVER" "$SDK@$PKGVER" >&2
-"$GO" get -tool "$PKG/cmd/pulumi@$PKGVER" >&2
-"$GO" mod tidy >&2
-"$GO" build -trimpath -ldflags "-s -w -X $SDK/go/common/version.Version=$PKGVER" -o "$WORK/bin/" "$PKG/cmd/pulumi" >&2
-"$GO" build -trimpath -ldflags "-s -w -X main.version=$VER" -o "$WORK/bin/pulumi-language-python" ./langhost >&2
+# go fetches GOMAXPROCS modules at a time (2 on this machine) and the proxy is slow to answer,
+# so the steps that download the ~330 modules run with more fetches in flight.
+fetch() { GOMAXPROCS=$FETCH_JOBS "$GO" "$@" >&2; }
+FETCH_JOBS=${PLL_GO_FETCH_JOBS:-16}
+fetch get "$PKG@$PKGVER" "$SDK@$PKGVER"
+fetch get -tool "$PKG/cmd/pulumi@$PKGVER"
+fetch mod tidy
+fetch mod download
+# Without optimisation or inlining (-N -l) the cold compile of the ~1,700 packages takes 3.5 min
+# instead of 6 min on 2 cores; the CLI only drives the tests and the demo, where it costs ~10%.
+GCFLAGS=${PLL_GO_GCFLAGS-all=-N -l}
+build() { "$GO" build -trimpath -gcflags="$GCFLAGS" "$@" >&2; }
+build -ldflags "-s -w -X $SDK/go/common/version.Version=$PKGVER" -o "$WORK/bin/" "$PKG/cmd/pulumi"
+build -ldflags "-s -w -X main.version=$VER" -o "$WORK/bin/pulumi-language-python" ./langhost
 
 # The exec shim comes from the SDK module at exactly the installed Python SDK's version.
 install -m 0755 "$SDKDIR/python/cmd/pulumi-language-python-exec" "$WORK/bin/"

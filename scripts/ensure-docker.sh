@@ -29,6 +29,9 @@ _start_dockerd() {
     echo "== $(date -u +%FT%TZ) dockerd $*" >>"$DOCKERD_LOG"
     "${sudo[@]}" setsid nohup dockerd "$@" </dev/null >>"$DOCKERD_LOG" 2>&1 &
     pid=$!
+    # Not a job of the script that sourced this one: its `wait` (build-images.sh waits for its
+    # image builds) would otherwise wait for the daemon, i.e. forever.
+    disown "$pid"
     for i in $(seq 60); do
         docker_ready && return 0
         [ -d "/proc/$pid" ] || return 1  # dockerd exited: no point in waiting the full minute
@@ -50,7 +53,7 @@ ensure_docker() {
     docker_ready && return 0
     # Show only this run's part of the log on failure; it keeps earlier runs for comparison.
     local log_start
-    log_start=$(($(wc -l <"$DOCKERD_LOG" 2>/dev/null || echo 0) + 1))
+    log_start=$(($(wc -l 2>/dev/null <"$DOCKERD_LOG" || echo 0) + 1))
     if pgrep -x dockerd >/dev/null; then
         # A daemon is up but not answering yet (or wedged): give it the same minute, never a twin.
         local i

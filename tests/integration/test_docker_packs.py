@@ -124,18 +124,19 @@ def test_a_bump_installs_only_the_changed_package_and_gives_a_cold_builds_bytes(
                     "import alpha, beta, tool; print(alpha.VERSION, beta.VERSION)") == "2.0 1.0"
 
 
-def test_auto_builds_only_the_native_sdist_in_one_container_and_matches_a_docker_build(
+def test_auto_builds_only_the_native_sdists_in_one_container_and_matches_a_docker_build(
         tmp_path: Path, owner: str, monkeypatch: pytest.MonkeyPatch) -> None:
     image = require_compiler_image()
     files = tmp_path / "files"
     files.mkdir()
     backend_wheels(files)  # setuptools for the container's isolated build
     make_sdist(files, "nativepkg", "1.0", native=True)
+    make_sdist(files, "nativetwo", "1.0", native=True)
     make_wheel(files, "wheelpkg", "2.0")
     make_wheel(files, "otherpkg", "1.0")
     with serve_index(files) as index:
         lock = _lock(tmp_path / "requirements.lock", index.url, "nativepkg==1.0",
-                     "otherpkg==1.0", "wheelpkg==2.0")
+                     "nativetwo==1.0", "otherpkg==1.0", "wheelpkg==2.0")
         monkeypatch.setenv("PLL_CACHE_DIR", str(tmp_path / "auto-cache"))
         auto, auto_log = _build(_spec(lock, "x86_64", "auto", image), tmp_path / "auto.zip")
         monkeypatch.setenv("PLL_CACHE_DIR", str(tmp_path / "docker-cache"))
@@ -145,19 +146,31 @@ def test_auto_builds_only_the_native_sdist_in_one_container_and_matches_a_docker
     assert auto.builder == "docker" and "nativepkg" in auto.builder_reason, auto.builder_reason
     assert "the other 2 packages here" in auto.builder_reason
     assert auto.packs is not None and full.packs is not None
-    assert auto.packs.docker == ("nativepkg",)
-    # One container run for the build, installing the native package only.
-    assert sum("docker: building in" in line for line in auto_log) == 1, logs
-    assert _installed(auto_log) == ["nativepkg-1.0"], logs
-    assert any(line.startswith("local: uv pip install 2 packages") for line in auto_log), logs
-    assert _installed(full_log) == ["nativepkg-1.0", "otherpkg-1.0", "wheelpkg-2.0"], logs
+    assert auto.packs.docker == ("nativepkg", "nativetwo")
+    # uv names one package without a wheel per run: dry runs of the other three find the second
+    # (online: the test index lets nothing be cached), then the one container builds both while
+    # the other two install here.
+    line = next(i for i, x in enumerate(auto_log) if x.startswith("auto: ") and
+                x.endswith("building nativepkg, nativetwo in Docker, the rest here"))
+    assert [x.split(" for ")[0] for x in auto_log[:line] if x.startswith("local: ")] == [
+        "local: uv pip install 4 packages", "local: uv pip install --dry-run --offline 3 packages",
+        "local: uv pip install --dry-run 3 packages",
+        "local: uv pip install --dry-run 2 packages"], logs
+    assert "docker: installing 2 of 4 packages in one container: nativepkg, nativetwo" in auto_log
+    assert any(x.startswith("local: uv pip install 2 packages") for x in auto_log), logs
+    # One container run for the build, installing the native packages only.
+    assert sum("docker: building in" in x for x in auto_log) == 1, logs
+    assert _installed(auto_log) == ["nativepkg-1.0", "nativetwo-1.0"], logs
+    assert _installed(full_log) == ["nativepkg-1.0", "nativetwo-1.0", "otherpkg-1.0",
+                                    "wheelpkg-2.0"], logs
     assert auto.zip.sha256 == full.zip.sha256, logs
     assert auto.report.ok, str(auto.report)
     with zipfile.ZipFile(auto.zip.path) as zf:
-        assert any(n.startswith(f"{SITE}/nativepkg.") and n.endswith(".so")
-                   for n in zf.namelist()), zf.namelist()
+        for name in ("nativepkg", "nativetwo"):
+            assert any(n.startswith(f"{SITE}/{name}.") and n.endswith(".so")
+                       for n in zf.namelist()), zf.namelist()
     assert _imports(image, auto.zip.path, tmp_path / "unzipped",
-                    "import nativepkg, wheelpkg, otherpkg; "
+                    "import nativepkg, nativetwo, wheelpkg, otherpkg; "
                     "print(nativepkg.__file__.rsplit('/', 1)[-1].split('.')[-1], "
                     "wheelpkg.VERSION)") == "so 2.0"
 

@@ -100,43 +100,53 @@ def _python(spec: LayerSpec, fp: Fingerprint, work: Path, output: Path,
     keys: dict[str, str] = {}
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pll-container")
     scope: Future[str] | None = None
+    there: list[Future[_Packed]] = []
 
-    def get_ready() -> None:
-        # The Docker client, the image and the cache volume (made and prepared if new), while
-        # the packages with wheels are installed here.
+    def get_ready() -> Future[str]:
+        # The Docker client, the image and the cache volume (made and prepared if new). Each
+        # task in a copy of this context: the build's log channel, in the thread too.
         nonlocal scope
-        if scope is None and docker is not None:
-            # (Each task in a copy of this context: the build's log channel, in the thread too.)
+        assert docker is not None
+        if scope is None:
             scope = pool.submit(contextvars.copy_context().run, docker.pack_scope, spec, log)
+        return scope
 
-    there: Future[_Packed] | None = None
+    def to_container(names: list[str]) -> None:
+        # The container for names, while the packages with wheels are installed here.
+        assert docker is not None
+        there.append(pool.submit(contextvars.copy_context().run, _from_container, spec, fp,
+                                 options, lines, names, work / f"docker-{len(there)}", log,
+                                 docker, get_ready()))
+
     try:
         if local:
             keys = {name: package_key(spec, options, lines[name]) for name in todo}
             found = {name: packs.load(keys[name]) for name in todo}
             todo = [name for name in todo if found[name] is None]
             if todo:
-                here, todo = _install_here(spec, fp, options, lines, todo, work, log,
-                                           defer=get_ready if docker is not None else None)
-        if todo:
-            assert docker is not None  # a local build raised NoCompatibleWheel instead
-            get_ready()
-            assert scope is not None
-            # The container runs while the packages installed here are compressed.
-            there = pool.submit(contextvars.copy_context().run, _from_container, spec, fp,
-                                options, lines, todo, work, log, docker, scope)
+                here = _install_here(spec, fp, options, lines, todo, work, log,
+                                     to_container if docker is not None else None)
+        elif todo:
+            to_container(todo)
         compressed = 0
         for name in sorted(here):
             found[name] = packs.create(keys[name], here[name], COMPRESS_LEVEL, _checker(spec))
             compressed += len(here[name])
-        done = there.result() if there is not None else _Packed({}, [], 0)
+        done = [f.result() for f in list(there)]
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-    found.update(done.found)
-    packed = sorted([*here, *done.packed])
+    for d in done:
+        found.update(d.found)
+    packed = sorted([*here, *(n for d in done for n in d.packed)])
     stats = PackStats(tuple(sorted(set(lines) - set(packed))), tuple(packed),
-                      compressed + done.compressed, tuple(sorted(done.found)))
+                      compressed + sum(d.compressed for d in done),
+                      tuple(sorted(n for d in done for n in d.found)))
     return _assemble([p for _, p in sorted(found.items()) if p is not None], output, stats)
+
+
+def _text(options: list[str], lines: dict[str, str], names: list[str]) -> str:
+    """The requirements text of names."""
+    return "\n".join([*options, *(lines[n] for n in names)]) + "\n"
 
 
 @dataclass(frozen=True)
@@ -164,7 +174,7 @@ def _from_container(spec: LayerSpec, fp: Fingerprint, options: list[str], lines:
             f"volume: {', '.join(sorted(found))}")
     if not todo:
         return _Packed(found, [], 0)
-    root = work / "docker"
+    root = work
     root.mkdir()
     text = "\n".join([*options, *(lines[n] for n in todo)]) + "\n"
     subset = Fingerprint(fp.content_hash, {n: fp.packages.get(n, "") for n in todo},
@@ -185,38 +195,40 @@ def _from_container(spec: LayerSpec, fp: Fingerprint, options: list[str], lines:
 
 def _install_here(spec: LayerSpec, fp: Fingerprint, options: list[str], lines: dict[str, str],
                   names: list[str], work: Path, log: Callable[[str], None],
-                  defer: Callable[[], None] | None
-                  ) -> tuple[dict[str, list[tuple[str, Path | str]]], list[str]]:
-    """Install names with the local builder: (their files by package, the names left for the
-    container). With defer, a package the local builder cannot install (no wheel for the target,
-    a native sdist) is left for the container (defer is called, to get it ready) and the others
-    are installed here; else its NoCompatibleWheel is raised."""
-    deferred: list[str] = []
+                  defer: Callable[[list[str]], None] | None
+                  ) -> dict[str, list[tuple[str, Path | str]]]:
+    """Install names with the local builder; their files by package. A package it cannot
+    install (no wheel for the target, a native sdist) raises NoCompatibleWheel, or with defer,
+    goes to the container: all such packages are found first (dry runs), and defer starts the
+    container for them before the others are installed here."""
     for attempt in itertools.count():
         if not names:
-            return {}, deferred
+            return {}
         root = work / f"layer-{attempt}"
         root.mkdir()
-        text = "\n".join([*options, *(lines[n] for n in names)]) + "\n"
         subset = Fingerprint(fp.content_hash, {n: fp.packages.get(n, "") for n in names},
-                             {"requirements.txt": text})
+                             {"requirements.txt": _text(options, lines, names)})
         try:
             LocalBuilder().build(spec, subset, root, log)
         except NoCompatibleWheel as exc:
             if defer is None:
                 raise
-            defer()
             # The local builder names the package it could not install (one per attempt);
             # unnamed, all that are left go to the container (right, only slower).
             named = _named(str(exc), names) or list(names)
+            rest = [n for n in names if n not in named]
+            if rest:
+                named += LocalBuilder().wheel_less(spec, _text(options, lines, rest), log)
             log(f"auto: {exc}; building {', '.join(named)} in Docker, the rest here")
-            deferred += named
+            # One container for all of them (a second only should an install here still name
+            # another), running while the rest installs here.
+            defer(named)
             names = [n for n in names if n not in named]
             continue
         groups = split_by_package(root, spec.runtime.layer_prefix, spec.exclude, spec.slim)
         if set(groups) != set(names):
             raise NotSplittable(f"installed {sorted(groups)}, asked for {names}")
-        return groups, deferred
+        return groups
     raise AssertionError("unreachable")
 
 

@@ -52,16 +52,52 @@ class LocalBuilder:
             text = _with_built_wheels(spec, text, names, log)
             built.update(names)
 
+    def wheel_less(self, spec: LayerSpec, text: str, log: Log) -> list[str]:
+        """The packages of a requirements text this builder cannot install (no wheel for the
+        target, and a native sdist), all at once. uv names one per failed run, so it runs again
+        without it, as dry runs, offline while the index pages are in uv's cache (an install that
+        failed just fetched them; this registry is slow to answer for them again): nothing is
+        downloaded. Pure-Python sdists among them are built into wheels (cached by sdist.py, so
+        the install that follows gets them again for free)."""
+        platform = spec.runtime.manylinux_platform(spec.architecture)
+        pins = _pin_lines(text)
+        found: list[str] = []
+        offline = True
+        with tempfile.TemporaryDirectory(prefix="pll-dry-") as tmp:
+            while pins:
+                proc = self._install(spec, text, Path(tmp), platform, log, dry_run=True,
+                                     offline=offline)
+                names = [n for n in _no_wheel_names(proc.stderr) if n in pins]
+                if proc.returncode == 0:
+                    return found
+                if not names:
+                    if offline:  # a page not in the cache: ask the index
+                        offline = False
+                        continue
+                    return found  # any other failure is for the install itself to report
+                for name in names:
+                    try:
+                        text = _with_built_wheels(spec, text, [name], log)
+                    except NoCompatibleWheel:
+                        found.append(name)
+                        text = "".join(line + "\n" for line in text.splitlines()
+                                       if line.strip() != pins[name])
+                    del pins[name]
+        return found
+
     def _install(self, spec: LayerSpec, text: str, target: Path, platform: str,
-                 log: Log) -> subprocess.CompletedProcess[str]:
+                 log: Log, dry_run: bool = False, offline: bool = False
+                 ) -> subprocess.CompletedProcess[str]:
         with tempfile.TemporaryDirectory(prefix="pll-local-") as tmp:
             reqs = Path(tmp) / "requirements.txt"
             reqs.write_text(text)
             cmd = [*uv_command(), "pip", "install", "--no-deps", "--only-binary", ":all:",
                    "--target", str(target), "--python-platform", platform,
                    "--python-version", spec.runtime.version, "--link-mode", "hardlink",
+                   *(["--dry-run"] if dry_run else []), *(["--offline"] if offline else []),
                    "-r", str(reqs)]
-            log(f"local: uv pip install {len(_pin_lines(text))} packages for {platform} "
+            flags = "".join(f" --{f}" for f, on in (("dry-run", dry_run), ("offline", offline)) if on)
+            log(f"local: uv pip install{flags} {len(_pin_lines(text))} packages for {platform} "
                 f"py{spec.runtime.version}")
             return subprocess.run(cmd, capture_output=True, text=True, env=_proxy_env(spec))
 

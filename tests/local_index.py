@@ -81,11 +81,12 @@ class LocalIndex:
 
 @contextmanager
 def serve_index(wheels: Path, delay: float = 0.0,
-                auth: Collection[tuple[str, str]] | None = None) -> Iterator[LocalIndex]:
+                auth: Collection[tuple[str, str]] | None = None,
+                cacheable: bool = False) -> Iterator[LocalIndex]:
     """Serve the wheels and sdists (.tar.gz) in `wheels` as /simple/<name>/ pages; each page
     answer waits `delay` seconds, like a registry that is slow to answer metadata. auth: (user,
     token) pairs, one of which every request must send as HTTP basic auth (else 401), like a
-    private registry."""
+    private registry. cacheable: answers may be kept for 10 minutes, as PyPI's may."""
     log = IndexLog()
     allowed = set(auth) if auth is not None else None
 
@@ -150,9 +151,9 @@ def serve_index(wheels: Path, delay: float = 0.0,
             self.send_response(status)
             self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(body)))
-            # Every page is asked for again (revalidated) rather than served from uv's cache, so
-            # a resolution that does not reach this index is one that did not run.
-            self.send_header("Cache-Control", "no-store")
+            # Unless cacheable, every page is asked for again rather than served from uv's
+            # cache, so a resolution that does not reach this index is one that did not run.
+            self.send_header("Cache-Control", "max-age=600" if cacheable else "no-store")
             self.end_headers()
             if not self._head_only:
                 self.wfile.write(body)

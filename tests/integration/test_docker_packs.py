@@ -124,8 +124,9 @@ def test_a_bump_installs_only_the_changed_package_and_gives_a_cold_builds_bytes(
                     "import alpha, beta, tool; print(alpha.VERSION, beta.VERSION)") == "2.0 1.0"
 
 
+@pytest.mark.parametrize("cacheable", [False, True], ids=["no-store-index", "cacheable-index"])
 def test_auto_builds_only_the_native_sdists_in_one_container_and_matches_a_docker_build(
-        tmp_path: Path, owner: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, owner: str, monkeypatch: pytest.MonkeyPatch, cacheable: bool) -> None:
     image = require_compiler_image()
     files = tmp_path / "files"
     files.mkdir()
@@ -134,7 +135,7 @@ def test_auto_builds_only_the_native_sdists_in_one_container_and_matches_a_docke
     make_sdist(files, "nativetwo", "1.0", native=True)
     make_wheel(files, "wheelpkg", "2.0")
     make_wheel(files, "otherpkg", "1.0")
-    with serve_index(files) as index:
+    with serve_index(files, cacheable=cacheable) as index:
         lock = _lock(tmp_path / "requirements.lock", index.url, "nativepkg==1.0",
                      "nativetwo==1.0", "otherpkg==1.0", "wheelpkg==2.0")
         monkeypatch.setenv("PLL_CACHE_DIR", str(tmp_path / "auto-cache"))
@@ -147,15 +148,15 @@ def test_auto_builds_only_the_native_sdists_in_one_container_and_matches_a_docke
     assert "the other 2 packages here" in auto.builder_reason
     assert auto.packs is not None and full.packs is not None
     assert auto.packs.docker == ("nativepkg", "nativetwo")
-    # uv names one package without a wheel per run: dry runs of the other three find the second
-    # (online: the test index lets nothing be cached), then the one container builds both while
-    # the other two install here.
+    # uv names one package without a wheel per run: dry runs of the other three find the second,
+    # then the one container builds both while the other two install here. Offline, from the
+    # pages the failed install fetched, when the index lets them be cached; else online.
     line = next(i for i, x in enumerate(auto_log) if x.startswith("auto: ") and
                 x.endswith("building nativepkg, nativetwo in Docker, the rest here"))
-    assert [x.split(" for ")[0] for x in auto_log[:line] if x.startswith("local: ")] == [
-        "local: uv pip install 4 packages", "local: uv pip install --dry-run --offline 3 packages",
-        "local: uv pip install --dry-run 3 packages",
-        "local: uv pip install --dry-run 2 packages"], logs
+    dry_runs = (["--dry-run --offline 3", "--dry-run --offline 2"] if cacheable else
+                ["--dry-run --offline 3", "--dry-run 3", "--dry-run 2"])
+    assert [x.split(" packages for ")[0] for x in auto_log[:line] if x.startswith("local: ")] == [
+        "local: uv pip install 4", *(f"local: uv pip install {d}" for d in dry_runs)], logs
     assert "docker: installing 2 of 4 packages in one container: nativepkg, nativetwo" in auto_log
     assert any(x.startswith("local: uv pip install 2 packages") for x in auto_log), logs
     # One container run for the build, installing the native packages only.

@@ -2,10 +2,13 @@
 # Build the Pulumi CLI, a Python language host and the dynamic-provider launcher from Go modules into a
 # per-version cache, for the e2e tests and the demo. Idempotent; the last stdout line is the bin dir.
 # A `pulumi` already on PATH at the SDK's version, with those tools beside it, is linked in instead.
+# Two builds: the tests' (optimised, v<version>/bin, the one tests/e2e/pulumi_harness.py runs) and,
+# with --quick, the demo's: compiled without optimisation or inlining (-N -l), 3.5 min instead of 6
+# on 2 cores for a CLI ~10% slower, in v<version>-quick/bin; --quick takes the optimised one if cached.
 #
 # Env: PYTHON (interpreter whose `pulumi` package fixes the version; default .venv/bin/python),
 #      PLL_DEV_CACHE (cache root), GO (go binary), PULUMI_CLI_VERSION (force the pkg/v3 version of the CLI),
-#      PLL_GO_FETCH_JOBS (modules fetched at once, default 16), PLL_GO_GCFLAGS (default all=-N -l; empty: optimised).
+#      PLL_GO_FETCH_JOBS (modules fetched at once, default 16).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -20,31 +23,35 @@ die() { echo "pulumi-cli.sh: error: $*" >&2; exit 1; }
 [[ -x $PYTHON ]] || die "python interpreter '$PYTHON' not found: create the venv (python -m venv .venv && .venv/bin/pip install -e '.[dev]') or set PYTHON"
 VER=$("$PYTHON" -c 'import importlib.metadata as m; print(m.version("pulumi"))' 2>/dev/null) \
   || die "the 'pulumi' Python package is not installed in $PYTHON"
-BIN=$CACHE/pulumi/v$VER/bin
+OPTIMISED=$CACHE/pulumi/v$VER/bin
+QUICK=0 BIN=$OPTIMISED GCFLAGS=
+if [[ ${1:-} == --quick ]]; then QUICK=1 BIN=$CACHE/pulumi/v$VER-quick/bin GCFLAGS="all=-N -l"; fi
 TOOLS=(pulumi pulumi-language-python pulumi-language-python-exec pulumi-resource-pulumi-python)
 
 cli_version() { PULUMI_SKIP_UPDATE_CHECK=true PULUMI_HOME=$CACHE/pulumi/home "$1/pulumi" version 2>/dev/null; }
 cache_ok() {
   local t
-  for t in "${TOOLS[@]}"; do [[ -x $BIN/$t ]] || return 1; done
+  for t in "${TOOLS[@]}"; do [[ -x $1/$t ]] || return 1; done
   # Links to a CLI on PATH (below) must still be that version: an upgrade there retires them.
-  if [[ -L $BIN/pulumi ]]; then [[ $(cli_version "$BIN") == "v$VER" ]]; else cli_version "$BIN" >/dev/null; fi
+  if [[ -L $1/pulumi ]]; then [[ $(cli_version "$1") == "v$VER" ]]; else cli_version "$1" >/dev/null; fi
 }
-if cache_ok; then
-  log "cached: $(cli_version "$BIN") in $BIN"
-  echo "$BIN"
-  exit 0
-fi
+for dir in "$OPTIMISED" "$BIN"; do
+  if cache_ok "$dir"; then
+    log "cached: $(cli_version "$dir") in $dir"
+    echo "$dir"
+    exit 0
+  fi
+done
 
 # A `pulumi` on PATH at exactly the SDK's version (e.g. from get.pulumi.com) saves the build, but
 # only with the language host, its exec shim and the dynamic-provider launcher beside it: the engine
-# looks for those next to `pulumi`. The cache dir gets links to them, since the e2e tests and the
-# demo take the tools from there.
+# looks for those next to `pulumi`. The (optimised) cache dir gets links to them, since the e2e tests
+# and the demo take the tools from there.
 path_cli() {
   local found dir t
   found=$(command -v pulumi 2>/dev/null) || return 1
   dir=$(cd "$(dirname "$(readlink -f "$found")")" && pwd)
-  [[ $dir != "$(readlink -f "$BIN" 2>/dev/null)" ]] || return 1  # our own cache, found broken above
+  [[ $dir != "$(readlink -f "$OPTIMISED" 2>/dev/null)" ]] || return 1  # our own cache, found broken above
   [[ $(cli_version "$dir") == "v$VER" ]] || { log "pulumi on PATH ($found) is $(cli_version "$dir" || echo "not runnable"), not v$VER: building"; return 1; }
   for t in "${TOOLS[@]}"; do
     [[ -x $dir/$t ]] || { log "pulumi v$VER on PATH ($found) has no $t beside it: building"; return 1; }
@@ -52,16 +59,16 @@ path_cli() {
   echo "$dir"
 }
 if dir=$(path_cli); then
-  mkdir -p "$(dirname "$BIN")"
+  mkdir -p "$(dirname "$OPTIMISED")"
   tmp=$(mktemp -d "$CACHE/pulumi/.link-v$VER.XXXXXX") && chmod 0755 "$tmp"
   trap 'rm -rf "$tmp"' EXIT  # gone after the mv below; a failed ln leaves nothing behind
   for t in "${TOOLS[@]}"; do ln -s "$dir/$t" "$tmp/$t"; done
-  rm -rf "$BIN.old"
-  [[ ! -e $BIN ]] || mv "$BIN" "$BIN.old"
-  mv -T "$tmp" "$BIN"
-  rm -rf "$BIN.old"
-  log "using pulumi v$VER on PATH from $dir (linked into $BIN)"
-  echo "$BIN"
+  rm -rf "$OPTIMISED.old"
+  [[ ! -e $OPTIMISED ]] || mv "$OPTIMISED" "$OPTIMISED.old"
+  mv -T "$tmp" "$OPTIMISED"
+  rm -rf "$OPTIMISED.old"
+  log "using pulumi v$VER on PATH from $dir (linked into $OPTIMISED)"
+  echo "$OPTIMISED"
   exit 0
 fi
 
@@ -99,7 +106,7 @@ resolve_pkg() {
   echo "$newer"
 }
 PKGVER=$(resolve_pkg)
-log "building pulumi CLI $PKGVER for the Python SDK $VER in $WORK (a cold build takes 5-7 minutes)"
+log "building pulumi CLI $PKGVER for the Python SDK $VER in $WORK (a cold build takes $([[ $QUICK == 1 ]] && echo 4-6 || echo 7-9) minutes)"
 
 SDKDIR=$(modinfo "$SDK@v$VER" | json_field Dir)
 [[ -n $SDKDIR ]] || die "cannot download $SDK@v$VER from the Go proxy ($("$GO" env GOPROXY))"
@@ -269,10 +276,8 @@ fetch get "$PKG@$PKGVER" "$SDK@$PKGVER"
 fetch get -tool "$PKG/cmd/pulumi@$PKGVER"
 fetch mod tidy
 fetch mod download
-# Without optimisation or inlining (-N -l) the cold compile of the ~1,700 packages takes 3.5 min
-# instead of 6 min on 2 cores; the CLI only drives the tests and the demo, where it costs ~10%.
-GCFLAGS=${PLL_GO_GCFLAGS-all=-N -l}
-build() { "$GO" build -trimpath -gcflags="$GCFLAGS" "$@" >&2; }
+# --quick: without optimisation or inlining (-N -l), the cold compile of the ~1,700 packages.
+build() { "$GO" build -trimpath ${GCFLAGS:+-gcflags="$GCFLAGS"} "$@" >&2; }
 build -ldflags "-s -w -X $SDK/go/common/version.Version=$PKGVER" -o "$WORK/bin/" "$PKG/cmd/pulumi"
 build -ldflags "-s -w -X main.version=$VER" -o "$WORK/bin/pulumi-language-python" ./langhost
 

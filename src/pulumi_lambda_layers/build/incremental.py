@@ -132,7 +132,7 @@ def _python(spec: LayerSpec, fp: Fingerprint, work: Path, output: Path,
         for name in sorted(here):
             found[name] = packs.create(keys[name], here[name], COMPRESS_LEVEL, _checker(spec))
             compressed += len(here[name])
-        done = [f.result() for f in list(there)]
+        done = [f.result() for f in there]
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     for d in done:
@@ -159,11 +159,11 @@ class _Packed:
 
 
 def _from_container(spec: LayerSpec, fp: Fingerprint, options: list[str], lines: dict[str, str],
-                    names: list[str], work: Path, log: Callable[[str], None],
+                    names: list[str], root: Path, log: Callable[[str], None],
                     docker: DockerBuilder, scope: Future[str]) -> _Packed:
     """The packs of names as the build container installs them: from the pack cache of this
     image and cache volume (scope: DockerBuilder.pack_scope), the missing ones installed in
-    one container run."""
+    one container run into root (made here)."""
     keys = {name: docker_package_key(spec, options, lines[name], scope.result())
             for name in names}
     loaded = {name: packs.load(keys[name]) for name in names}
@@ -174,11 +174,9 @@ def _from_container(spec: LayerSpec, fp: Fingerprint, options: list[str], lines:
             f"volume: {', '.join(sorted(found))}")
     if not todo:
         return _Packed(found, [], 0)
-    root = work
     root.mkdir()
-    text = "\n".join([*options, *(lines[n] for n in todo)]) + "\n"
     subset = Fingerprint(fp.content_hash, {n: fp.packages.get(n, "") for n in todo},
-                         {"requirements.txt": text})
+                         {"requirements.txt": _text(options, lines, todo)})
     log(f"docker: installing {len(todo)} of {len(lines)} packages in one container: "
         f"{', '.join(todo)}")
     docker.build(spec, subset, root, log)

@@ -55,6 +55,7 @@ class IndexLog:
     """What the index saw: every request path, and the most requests it served at one time."""
 
     paths: list[str] = field(default_factory=list)
+    agents: list[tuple[str, str]] = field(default_factory=list)  # (path, User-Agent) of each
     denied: list[str] = field(default_factory=list)  # paths answered 401 (no or wrong auth)
     in_flight: int = 0
     max_in_flight: int = 0
@@ -63,6 +64,11 @@ class IndexLog:
     def count(self) -> int:
         with self.lock:
             return len(self.paths)
+
+    def asked_by(self, agent: str) -> list[str]:
+        """The paths asked by clients whose User-Agent starts with agent (e.g. "pip/")."""
+        with self.lock:
+            return [path for path, ua in self.agents if ua.startswith(agent)]
 
     def downloads(self, filename: str) -> int:
         """How many times the file was fetched."""
@@ -94,6 +100,7 @@ def serve_index(wheels: Path, delay: float = 0.0,
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
             with log.lock:
                 log.paths.append(self.path)
+                log.agents.append((self.path, self.headers.get("User-Agent") or ""))
                 log.in_flight += 1
                 log.max_in_flight = max(log.max_in_flight, log.in_flight)
             try:

@@ -14,6 +14,7 @@ from typing import Any
 
 from pulumi_lambda_layers import containers
 from pulumi_lambda_layers.atomic import write_atomic
+from pulumi_lambda_layers.build import prefetch
 from pulumi_lambda_layers.build.cache import cache_dir
 from pulumi_lambda_layers.containers import Refusal, docker_client, ensure_image
 from pulumi_lambda_layers.errors import BuildError
@@ -54,10 +55,13 @@ class DockerBuilder:
 
     name = "docker"
 
-    def __init__(self, client: Any = None, cache_owner: str = "") -> None:
+    def __init__(self, client: Any = None, cache_owner: str = "", fetch_here: bool = True) -> None:
         self._client = client  # a docker SDK client; None: from the environment, on first build
         # Whose package cache the builds use; "": the deployer's uid.
         self._cache_owner = cache_owner or f"uid{os.getuid()}"
+        # Python: the lock's wheels fetched on this side (build/prefetch.py) when it allows; the
+        # container's pip then installs them without an index. False: it always asks the index.
+        self._fetch_here = fetch_here
         self._images: dict[tuple[str, str], Any] = {}
 
     def pack_scope(self, spec: LayerSpec, log: Log) -> str:
@@ -102,24 +106,38 @@ class DockerBuilder:
                 Path(inp, name).write_text(text)
                 os.chmod(Path(inp, name), 0o644)
             os.chmod(inp, 0o755)
+            wheels = self._fetch_wheels(spec, fp, Path(inp, "wheels"), log)
             volumes = {inp: {"bind": _IN, "mode": "ro"}, str(root): {"bind": _OUT, "mode": "rw"},
                        cache: {"bind": _CACHE, "mode": "rw"}}
             if spec.ca_bundle:
                 volumes[copy_ca_bundle(spec.ca_bundle, Path(inp))] = {"bind": _CA, "mode": "ro"}
             log(f"docker: building in {spec.build_image} ({spec.architecture}) as uid {uid}")
             try:
-                run_container(client, image, build_script(spec), volumes, spec, (uid, gid), log)
+                run_container(client, image, build_script(spec), volumes, spec, (uid, gid), log,
+                              wheels)
             except _Unprepared:
                 with _prepare_lock:
                     _prepared.clear()  # whatever this process checked before, it is not so now
                 cache_volume(client, image, self._cache_owner, (uid, gid), log)
                 try:
                     run_container(client, image, build_script(spec), volumes, spec, (uid, gid),
-                                  log)
+                                  log, wheels)
                 except _Unprepared:
                     raise BuildError("docker", f"the package cache volume {cache} is still not "
                                      "the build uid's after preparing it",
                                      fix=f"`docker volume rm {cache}`") from None
+
+
+    def _fetch_wheels(self, spec: LayerSpec, fp: Fingerprint, folder: Path, log: Log) -> bool:
+        """Whether the lock's wheels are in folder (the input folder's wheels/), fetched here
+        through the spec's proxy, with its extra CA bundle."""
+        text = fp.install_files.get("requirements.txt")
+        if not self._fetch_here or text is None:
+            return False
+        env = {**os.environ, **spec.proxy, **{k.lower(): v for k, v in spec.proxy.items()}}
+        return prefetch.fetch_wheels(text, spec.runtime.version, UNAME_MACHINE[spec.architecture],
+                                     folder, env, str(spec.ca_bundle) if spec.ca_bundle else None,
+                                     log) is not None
 
 
 class _Unprepared(Exception):
@@ -251,9 +269,11 @@ def build_script(spec: LayerSpec) -> str:
     return containers.script("pulumi_lambda_layers.build", "prelude.sh", body)
 
 
-def build_environment(spec: LayerSpec, user: tuple[int, int] | None = None) -> dict[str, str]:
+def build_environment(spec: LayerSpec, user: tuple[int, int] | None = None,
+                      wheels: bool = False) -> dict[str, str]:
     """The build container's environment: the script's inputs, the package caches, the proxy;
-    with user, the owner and mode the cache volume must have (prelude.sh checks it)."""
+    with user, the owner and mode the cache volume must have (prelude.sh checks it); wheels:
+    the input folder holds the lock's wheels (python.sh installs them without an index)."""
     env = {"HOME": "/tmp", "PIP_BREAK_SYSTEM_PACKAGES": "1", "PIP_ROOT_USER_ACTION": "ignore",
            "npm_config_update_notifier": "false", "PIP_CACHE_DIR": f"{_CACHE}/pip",
            "npm_config_cache": f"{_CACHE}/npm",
@@ -261,19 +281,21 @@ def build_environment(spec: LayerSpec, user: tuple[int, int] | None = None) -> d
            "PLL_PREFIX": spec.runtime.layer_prefix, "PLL_IN": _IN, "PLL_OUT": _OUT, "PLL_CA": _CA}
     if user is not None:
         env["PLL_CACHE"], env["PLL_CACHE_WANT"] = _CACHE, f"{user[0]}:{user[1]} 700"
+    if wheels:
+        env["PLL_WHEELS"] = f"{_IN}/wheels"
     for key, value in spec.proxy.items():
         env[key] = env[key.lower()] = value
     return env
 
 
 def run_container(client: Any, image: Any, script: str, volumes: dict[str, dict[str, str]],
-                  spec: LayerSpec, user: tuple[int, int], log: Log) -> None:
+                  spec: LayerSpec, user: tuple[int, int], log: Log, wheels: bool = False) -> None:
     """Run script in image as user, sandboxed, stream its log, raise BuildError with the tail
     when it fails. Only volumes' rw mounts can be written besides /tmp."""
 
     # volumes mounts the package cache volume at _CACHE (DockerBuilder.build always does).
     end = containers.run(client, image, ["sh", "-c", script], lambda line: log("  " + line),
-                         environment=build_environment(spec, user), volumes=volumes,
+                         environment=build_environment(spec, user, wheels), volumes=volumes,
                          network_mode=spec.network_mode, working_dir="/tmp",
                          **containers.locked_down(f"{user[0]}:{user[1]}", BUILD_TMPFS))
     if end.code == 0:

@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import html.parser
 import json
-import netrc
 import posixpath
 import shutil
-import ssl
 import subprocess
 import tarfile
 import tempfile
-import urllib.error
-import urllib.parse
-import urllib.request
 import zipfile
-from base64 import b64encode
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -33,12 +26,19 @@ from packaging.utils import (
 )
 
 from pulumi_lambda_layers.atomic import atomic_file, write_atomic
+from pulumi_lambda_layers.build.index import (
+    find_links,
+    get,
+    index_urls,
+    links,
+    option,
+    with_credentials,
+)
 from pulumi_lambda_layers.errors import BuildError, NoCompatibleWheel
 from pulumi_lambda_layers.log import Sink as Log
 from pulumi_lambda_layers.sources.credentials import redact
 from pulumi_lambda_layers.tools import uv_command
 
-PYPI = "https://pypi.org/simple"
 # 1980-01-01, the earliest time a zip can hold: the wheel's entries get it instead of "now", so
 # building the same sdist with the same backend gives the same wheel bytes.
 SOURCE_DATE_EPOCH = "315532800"
@@ -202,36 +202,6 @@ def _native_source(archive: Path) -> str | None:
 # --- finding and fetching the sdist ---------------------------------------------------------
 
 
-def index_urls(options: list[str], env: Mapping[str, str]) -> list[str]:
-    """The indexes uv would ask, in its order (extra indexes first, then the default one)."""
-    flags: dict[str, list[str]] = {}
-    for line in options:
-        flag, value = _option(line)
-        flags.setdefault(flag, []).append(value)
-    if "--no-index" in flags:
-        return []
-    default = (flags.get("--index-url") or flags.get("-i")
-               or [env.get("UV_DEFAULT_INDEX") or env.get("UV_INDEX_URL") or PYPI])[-1]
-    extra = [*flags.get("--extra-index-url", []), *env.get("UV_INDEX", "").split(),
-             *env.get("UV_EXTRA_INDEX_URL", "").split()]
-    return [u.rstrip("/") for u in [*extra, default] if u]
-
-
-def find_links(options: list[str], env: Mapping[str, str]) -> list[str]:
-    """The --find-links locations (folders or pages) of the options and of UV_FIND_LINKS."""
-    out = [value for flag, value in map(_option, options) if flag in ("--find-links", "-f")]
-    return [*out, *env.get("UV_FIND_LINKS", "").replace(",", " ").split()]
-
-
-def _option(line: str) -> tuple[str, str]:
-    """(flag, value) of a requirements option line: "--index-url URL" or "--index-url=URL"."""
-    head, _, rest = line.strip().partition(" ")
-    if "=" in head:
-        head, _, value = head.partition("=")
-        return head, value.strip()
-    return head, rest.strip()
-
-
 def _find_sdist(name: str, version: str, options: list[str], env: Mapping[str, str],
                 ca_bundle: str | None) -> Sdist:
     asked: list[str] = []
@@ -242,11 +212,11 @@ def _find_sdist(name: str, version: str, options: list[str], env: Mapping[str, s
                     return Sdist(path.name, path.resolve().as_uri(), file_sha256(path))
     for index in index_urls(options, env):
         asked.append(redact(index))
-        page = _get(f"{index}/{name}/", env, ca_bundle, missing_ok=True)
+        page = get(f"{index}/{name}/", env, ca_bundle, missing_ok=True)
         if page is None:
             continue  # not on this index: uv (first-index) goes on to the next one
-        links = _links(page.decode("utf-8", "replace"), f"{index}/{name}/")
-        release = [(fn, url, frag) for fn, url, frag in links if _release_of(fn, name, version)]
+        listed = links(page.decode("utf-8", "replace"), f"{index}/{name}/")
+        release = [(fn, url, frag) for fn, url, frag, _ in listed if _release_of(fn, name, version)]
         native = [fn for fn, _, _ in release if fn.endswith(".whl") and not _pure_name(fn)]
         if native:
             # Its author publishes platform wheels: it compiles, so it is not built here.
@@ -255,7 +225,7 @@ def _find_sdist(name: str, version: str, options: list[str], env: Mapping[str, s
         for filename, url, fragment in release:
             if _is_sdist_of(filename, name, version):
                 digest = fragment.get("sha256", "")
-                return Sdist(filename, _with_credentials(url, index), digest)
+                return Sdist(filename, with_credentials(url, index), digest)
         break  # the first index that has the project decides, as in uv
     raise NoCompatibleWheel(f"{name} {version} has neither a wheel for the target nor an sdist "
                             f"on {', '.join(asked) or 'the --find-links folders'}")
@@ -283,88 +253,8 @@ def _pure_name(filename: str) -> bool:
     return all(t.abi == "none" and t.platform == "any" for t in parse_wheel_filename(filename)[3])
 
 
-class _Anchors(html.parser.HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.hrefs: list[tuple[str, str]] = []
-        self._href: str | None = None
-        self._text = ""
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "a":
-            self._href, self._text = dict(attrs).get("href"), ""
-
-    def handle_data(self, data: str) -> None:
-        if self._href is not None:
-            self._text += data
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "a" and self._href is not None:
-            self.hrefs.append((self._href, self._text.strip()))
-            self._href = None
-
-
-def _links(page: str, base: str) -> list[tuple[str, str, dict[str, str]]]:
-    """(filename, absolute URL without fragment, fragment fields) of a PEP 503 page's links."""
-    parser = _Anchors()
-    parser.feed(page)
-    out = []
-    for href, _text in parser.hrefs:
-        url, _, fragment = urllib.parse.urljoin(base, href).partition("#")
-        filename = urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1])
-        out.append((filename, url, dict(urllib.parse.parse_qsl(fragment))))
-    return out
-
-
-def _with_credentials(url: str, index: str) -> str:
-    """A file URL on the index's host gets the index URL's credentials (uv does the same)."""
-    file_parts, index_parts = urllib.parse.urlsplit(url), urllib.parse.urlsplit(index)
-    if file_parts.username is None and index_parts.username is not None \
-            and file_parts.hostname == index_parts.hostname:
-        userinfo = index_parts.netloc.rpartition("@")[0]
-        return file_parts._replace(netloc=f"{userinfo}@{file_parts.netloc}").geturl()
-    return url
-
-
-def _get(url: str, env: Mapping[str, str], ca_bundle: str | None,
-         missing_ok: bool = False) -> bytes | None:
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme == "file":
-        path = Path(urllib.request.url2pathname(parts.path))
-        return path.read_bytes() if path.is_file() or not missing_ok else None
-    plain = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
-    request = urllib.request.Request(plain, headers={"Accept": "text/html"})
-    user, password = parts.username, parts.password
-    if user is None and parts.hostname:
-        try:
-            found = netrc.netrc(env.get("NETRC") or None).authenticators(parts.hostname)
-        except (OSError, netrc.NetrcParseError):
-            found = None
-        if found:
-            user, _, password = found
-    if user is not None:
-        token = f"{urllib.parse.unquote(user)}:{urllib.parse.unquote(password or '')}"
-        request.add_header("Authorization", "Basic " + b64encode(token.encode()).decode())
-    proxies = {k.lower().removesuffix("_proxy"): v for k, v in env.items()
-               if k.lower() in ("http_proxy", "https_proxy") and v}
-    context = ssl.create_default_context(cafile=ca_bundle or env.get("SSL_CERT_FILE") or None)
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler(proxies),
-                                         urllib.request.HTTPSHandler(context=context))
-    try:
-        with opener.open(request, timeout=60) as response:
-            return bytes(response.read())
-    except urllib.error.HTTPError as exc:
-        if missing_ok and exc.code == 404:
-            return None
-        raise BuildError("sdist download", f"{redact(url)} answered HTTP {exc.code}",
-                         fix="check the index URL and its credentials") from None
-    except OSError as exc:
-        raise BuildError("sdist download", f"could not read {redact(url)}: {exc}",
-                         fix="check the network, the proxy and the index URL") from None
-
-
 def _download(sdist: Sdist, path: Path, env: Mapping[str, str], ca_bundle: str | None) -> str:
-    data = _get(sdist.url, env, ca_bundle) or b""
+    data = get(sdist.url, env, ca_bundle) or b""
     digest = hashlib.sha256(data).hexdigest()
     if sdist.sha256 and digest != sdist.sha256:
         raise BuildError("sdist download", f"{sdist.filename} has sha256 {digest}, the index "
@@ -379,7 +269,7 @@ def _build(archive: Path, out: Path, options: list[str], env: Mapping[str, str])
     indexes as the packages; the wheel's timestamps from SOURCE_DATE_EPOCH."""
     cmd = [*uv_command(), "build", "--wheel", "--out-dir", str(out), "--quiet"]
     for line in options:
-        flag, value = _option(line)
+        flag, value = option(line)
         flag = {"-i": "--index-url", "-f": "--find-links",
                 "--trusted-host": "--allow-insecure-host"}.get(flag, flag)
         cmd += [flag, value] if value else [flag]

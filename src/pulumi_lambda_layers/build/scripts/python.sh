@@ -1,11 +1,14 @@
 # Installs the pinned requirements into the layer's folder with the image's own pip.
-# Environment: PLL_VERSION (X.Y of the runtime), PLL_IN, PLL_OUT, PLL_PREFIX (the layer's folder).
+# Environment: PLL_VERSION (X.Y of the runtime), PLL_IN, PLL_OUT, PLL_PREFIX (the layer's folder);
+# PLL_WHEELS, if set: a folder of the wheels the host fetched for these pins (build/prefetch.py).
 py=$(command -v python3 || command -v python)
 # One interpreter for the version check and pip, run as `python -m pip` would run it: every start
 # costs most of a second natively and seconds under emulation (arm64 on x86_64), and importing pip
 # as many again.
 "$py" - "$PLL_VERSION" "$PLL_IN/requirements.txt" "$PLL_OUT/$PLL_PREFIX" <<'EOF'
+import os
 import runpy
+import shutil
 import sys
 
 want, requirements, target = sys.argv[1:4]
@@ -16,7 +19,37 @@ if have != want:
 import pip
 
 print("pll: pip %s (python %s)" % (pip.__version__, have), flush=True)
-sys.argv = ["pip", "install", "--no-deps", "--no-compile", "--disable-pip-version-check",
-            "--progress-bar", "off", "-r", requirements, "--target", target]
+args = ["pip", "install", "--no-deps", "--no-compile", "--disable-pip-version-check",
+        "--progress-bar", "off", "-r", requirements, "--target", target]
+wheels = os.environ.get("PLL_WHEELS", "")
+if wheels:
+    # pip's configuration of this image could name other indexes than the requirements do: then
+    # its choice online could differ from its choice among the host's files.
+    homes = [os.path.join(d, "pip", "pip.conf")
+             for d in os.environ.get("XDG_CONFIG_DIRS", "/etc/xdg").split(":") if d]
+    homes += ["/etc/pip.conf", os.path.join(sys.prefix, "pip.conf"),
+              os.path.expanduser("~/.config/pip/pip.conf"), os.path.expanduser("~/.pip/pip.conf")]
+    own = [p for p in homes if os.path.exists(p)]
+    own += [k for k in ("PIP_CONFIG_FILE", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS",
+                        "PIP_NO_INDEX", "PIP_NO_BINARY", "PIP_ONLY_BINARY") if os.environ.get(k)]
+    if own:
+        print("pll: the image configures pip (%s): asking the index, not using the host's files"
+              % ", ".join(own), flush=True)
+        wheels = ""
+if wheels:
+    print("pll: installing the wheels the host fetched, no index", flush=True)
+    sys.argv = args[:2] + ["--no-index", "--find-links", wheels] + args[2:]
+    try:
+        runpy.run_module("pip", run_name="__main__", alter_sys=True)
+    except SystemExit as exc:
+        if exc.code in (0, None):
+            raise
+        # Not what pip wants here (another Python, a musl image): all of it as without them.
+        print("pll: pip could not install from the host's files (exit %s): asking the index"
+              % exc.code, flush=True)
+        shutil.rmtree(target, ignore_errors=True)
+        os.execv(sys.executable, [sys.executable, "-m"] + args)
+    sys.exit(0)
+sys.argv = args
 runpy.run_module("pip", run_name="__main__", alter_sys=True)
 EOF

@@ -1,8 +1,11 @@
 """Docker builds package by package: a bump installs only the changed package, in one container,
-and gives the bytes of a cold build; auto builds only the native sdists in Docker."""
+and gives the bytes of a cold build; auto builds only the native sdists in Docker; the container's
+pip installs the wheels fetched here, with pip's own bytes."""
 
 from __future__ import annotations
 
+import io
+import os
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -12,6 +15,7 @@ from typing import Any
 import pytest
 
 from pulumi_lambda_layers import make_spec
+from pulumi_lambda_layers.build import prefetch
 from pulumi_lambda_layers.build.archive import make_zip
 from pulumi_lambda_layers.build.docker import (
     CACHE_LABEL,
@@ -25,7 +29,7 @@ from pulumi_lambda_layers.build.docker import (
 from pulumi_lambda_layers.build.pipeline import BuildResult, build_layer
 from pulumi_lambda_layers.sources.fingerprint import fingerprint
 from tests.conftest import docker_build_options, write
-from tests.local_index import backend_wheels, make_sdist, make_wheel, serve_index
+from tests.local_index import backend_wheels, make_sdist, make_wheel, serve_index, sha256_hex
 from tests.testbed_images import require_compiler_image, require_docker, require_image
 
 SITE = "python/lib/python3.11/site-packages"
@@ -208,6 +212,101 @@ def test_a_cache_volume_others_could_write_is_emptied_when_the_build_finds_it(
                                     volumes={name: {"bind": "/pll/cache", "mode": "rw"}})
     status, *inside = listing.decode().split()
     assert status == str(uid) and not any("planted.whl" in path for path in inside), inside
+
+
+def _online(spec: Any, owner: str, root: Path, out: Path) -> tuple[str, list[str]]:
+    """The zip's sha256 and the log of a whole build whose container's pip asks the index."""
+    root.mkdir()
+    log: list[str] = []
+    DockerBuilder(cache_owner=owner, fetch_here=False).build(spec, fingerprint(spec), root,
+                                                             log.append)
+    return make_zip(root, out).sha256, log
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "arm64"])
+def test_the_containers_pip_installs_the_wheels_fetched_here_with_its_own_online_bytes(
+        arch: str, tmp_path: Path, owner: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    alpha, tool = make_wheel(first, "alpha", "1.0"), _cli_wheel(first, "tool", "1.0")
+    beta = make_wheel(second, "beta", "1.0")
+    monkeypatch.setenv("PLL_CACHE_DIR", str(tmp_path / "cache"))
+    with serve_index(first) as a, serve_index(second) as b:
+        lock = write(tmp_path / "requirements.lock", "\n".join([
+            f"--index-url {a.url}", f"--extra-index-url {b.url}",
+            *(f"{w.name.split('-')[0]}==1.0 --hash=sha256:{sha256_hex(w)}"
+              for w in (alpha, beta, tool))]) + "\n")
+        spec = _spec(lock, arch)
+        fetched, log = _build(spec, tmp_path / "layer.zip")
+        pip_asked = a.log.asked_by("pip/") + b.log.asked_by("pip/")
+        online, online_log = _online(spec, owner, tmp_path / "online", tmp_path / "online.zip")
+        pip_asked_online = a.log.asked_by("pip/") + b.log.asked_by("pip/")
+
+    logs = "\n".join(log + ["---"] + online_log)
+    assert "docker: fetched 3 wheels (0.0 MB) of 3 packages here; the container's pip installs " \
+           "them without an index" in log, logs
+    assert "  pll: installing the wheels the host fetched, no index" in log, logs
+    assert _installed(log) == _installed(online_log) == ["alpha-1.0", "beta-1.0", "tool-1.0"]
+    # The container's pip asked neither index; asking them itself (the check can fail), it
+    # makes the same bytes: the same files, its own choice among them.
+    assert pip_asked == [], pip_asked
+    assert {"/simple/alpha/", "/simple/beta/", f"/files/{beta.name}"} <= set(pip_asked_online)
+    assert not any("docker: fetched" in line for line in online_log), logs
+    assert fetched.zip.sha256 == online, logs
+    assert _imports(require_image("python3.11", arch), fetched.zip.path, tmp_path / "unzipped",
+                    "import alpha, beta, tool; print(beta.VERSION)") == "1.0"
+
+
+def test_an_image_that_configures_pip_asks_its_index_not_the_hosts_files(
+        tmp_path: Path, owner: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    client = require_docker()
+    base = require_image("python3.11", "x86_64")
+    tag = f"pulumi-lambda-layers-test/pip-conf:{uuid.uuid4().hex[:8]}"
+    # Its pip.conf could name another index than the lock: pip's choice is then its own.
+    dockerfile = f"FROM {base}\nRUN printf '[global]\\ntimeout = 30\\n' > /etc/pip.conf\n"
+    client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, network_mode="none",
+                        rm=True)
+    wheels = tmp_path / "wheels"
+    make_wheel(wheels, "alpha", "1.0")
+    monkeypatch.setenv("PLL_CACHE_DIR", str(tmp_path / "cache"))
+    try:
+        with serve_index(wheels) as index:
+            spec = _spec(_lock(tmp_path / "a.lock", index.url, "alpha==1.0"), "x86_64",
+                         image=tag)
+            result, log = _build(spec, tmp_path / "a.zip")
+            pip_asked = index.log.asked_by("pip/")
+    finally:
+        client.images.remove(tag, force=True)
+    assert "  pll: the image configures pip (/etc/pip.conf): asking the index, not using the " \
+           "host's files" in log, log
+    assert _installed(log) == ["alpha-1.0"] and "/simple/alpha/" in pip_asked, pip_asked
+    assert result.report.ok
+
+
+def test_wheels_pip_cannot_use_send_it_to_the_index_with_the_same_result(
+        tmp_path: Path, owner: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    wheels = tmp_path / "wheels"
+    make_wheel(wheels, "alpha", "1.0")
+
+    def nothing_fitting(text: str, python: str, machine: str, folder: Path, *_: object
+                        ) -> prefetch.Fetched:
+        # What the container's pip makes of files it cannot install (another Python, a musl
+        # image): here, no file at all for the pin.
+        folder.mkdir()
+        os.chmod(folder, 0o755)
+        return prefetch.Fetched(1, 0, 0)
+
+    monkeypatch.setenv("PLL_CACHE_DIR", str(tmp_path / "cache"))
+    with serve_index(wheels) as index:
+        spec = _spec(_lock(tmp_path / "a.lock", index.url, "alpha==1.0"), "x86_64")
+        online, _ = _online(spec, owner, tmp_path / "online", tmp_path / "online.zip")
+        monkeypatch.setattr(prefetch, "fetch_wheels", nothing_fitting)
+        result, log = _build(spec, tmp_path / "a.zip")
+        pip_asked = index.log.asked_by("pip/")
+    assert "  pll: installing the wheels the host fetched, no index" in log, log
+    assert "  pll: pip could not install from the host's files (exit 1): asking the index" \
+           in log, log
+    assert _installed(log) == ["alpha-1.0"] and result.zip.sha256 == online, log
+    assert pip_asked.count("/simple/alpha/") == 2, pip_asked  # the online build's, then this one's
 
 
 def test_pip_target_rows_outside_site_packages_are_the_targets_own_paths(tmp_path: Path) -> None:

@@ -166,6 +166,11 @@ def test_auto_builds_only_the_native_sdists_in_one_container_and_matches_a_docke
     # One container run for the build, installing the native packages only.
     assert sum("docker: building in" in x for x in auto_log) == 1, logs
     assert _installed(auto_log) == ["nativepkg-1.0", "nativetwo-1.0"], logs
+    # Sdists to build: the container's pip asks the index, as the host's fetch tells it.
+    for log in (auto_log, full_log):
+        assert "docker: nativepkg 1.0 has no wheel for CPython 3.11 on Linux x86_64 (its sdist " \
+               "is built in the container): the container's pip asks the index" in log, logs
+        assert "  pll: asking the index (the host's fetch: online)" in log, logs
     assert _installed(full_log) == ["nativepkg-1.0", "nativetwo-1.0", "otherpkg-1.0",
                                     "wheelpkg-2.0"], logs
     assert auto.zip.sha256 == full.zip.sha256, logs

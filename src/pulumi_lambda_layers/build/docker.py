@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import os
 import shlex
@@ -106,38 +107,63 @@ class DockerBuilder:
                 Path(inp, name).write_text(text)
                 os.chmod(Path(inp, name), 0o644)
             os.chmod(inp, 0o755)
-            wheels = self._fetch_wheels(spec, fp, Path(inp, "wheels"), log)
+            # The lock's wheels are fetched here while the container starts (python.sh waits
+            # for the verdict after importing pip, most of its start-up under emulation).
+            fetching = self._start_fetch(spec, fp, Path(inp), log)
+            wheels = fetching is not None
             volumes = {inp: {"bind": _IN, "mode": "ro"}, str(root): {"bind": _OUT, "mode": "rw"},
                        cache: {"bind": _CACHE, "mode": "rw"}}
             if spec.ca_bundle:
                 volumes[copy_ca_bundle(spec.ca_bundle, Path(inp))] = {"bind": _CA, "mode": "ro"}
             log(f"docker: building in {spec.build_image} ({spec.architecture}) as uid {uid}")
             try:
-                run_container(client, image, build_script(spec), volumes, spec, (uid, gid), log,
-                              wheels)
+                self._run(client, image, volumes, spec, (uid, gid), cache, log, wheels)
+            finally:
+                if fetching is not None:
+                    fetching.join()  # nothing writes into the input folder once it is removed
+
+    def _run(self, client: Any, image: Any, volumes: dict[str, dict[str, str]], spec: LayerSpec,
+             user: tuple[int, int], cache: str, log: Log, wheels: bool) -> None:
+        try:
+            run_container(client, image, build_script(spec), volumes, spec, user, log, wheels)
+        except _Unprepared:
+            with _prepare_lock:
+                _prepared.clear()  # whatever this process checked before, it is not so now
+            cache_volume(client, image, self._cache_owner, user, log)
+            try:
+                run_container(client, image, build_script(spec), volumes, spec, user, log, wheels)
             except _Unprepared:
-                with _prepare_lock:
-                    _prepared.clear()  # whatever this process checked before, it is not so now
-                cache_volume(client, image, self._cache_owner, (uid, gid), log)
-                try:
-                    run_container(client, image, build_script(spec), volumes, spec, (uid, gid),
-                                  log, wheels)
-                except _Unprepared:
-                    raise BuildError("docker", f"the package cache volume {cache} is still not "
-                                     "the build uid's after preparing it",
-                                     fix=f"`docker volume rm {cache}`") from None
+                raise BuildError("docker", f"the package cache volume {cache} is still not "
+                                 "the build uid's after preparing it",
+                                 fix=f"`docker volume rm {cache}`") from None
 
-
-    def _fetch_wheels(self, spec: LayerSpec, fp: Fingerprint, folder: Path, log: Log) -> bool:
-        """Whether the lock's wheels are in folder (the input folder's wheels/), fetched here
-        through the spec's proxy, with its extra CA bundle."""
+    def _start_fetch(self, spec: LayerSpec, fp: Fingerprint, inp: Path, log: Log
+                     ) -> threading.Thread | None:
+        """A thread fetching the lock's wheels into inp/wheels (through the spec's proxy, with
+        its extra CA bundle), then writing inp/wheels.done: "ready", or "online" when the
+        container's pip must ask the index. None: no fetch (Node.js, or fetch_here=False)."""
         text = fp.install_files.get("requirements.txt")
         if not self._fetch_here or text is None:
-            return False
+            return None
         env = {**os.environ, **spec.proxy, **{k.lower(): v for k, v in spec.proxy.items()}}
-        return prefetch.fetch_wheels(text, spec.runtime.version, UNAME_MACHINE[spec.architecture],
-                                     folder, env, str(spec.ca_bundle) if spec.ca_bundle else None,
-                                     log) is not None
+        ca = str(spec.ca_bundle) if spec.ca_bundle else None
+
+        def fetch() -> None:
+            done = None
+            try:
+                done = prefetch.fetch_wheels(text, spec.runtime.version,
+                                             UNAME_MACHINE[spec.architecture], inp / "wheels",
+                                             env, ca, log)
+            finally:  # whatever happened, the container is told (else it waits its limit out)
+                # Readable by the build uid before it appears (renamed into place).
+                (inp / ".wheels.done").write_bytes(b"ready" if done is not None else b"online")
+                os.chmod(inp / ".wheels.done", 0o644)
+                os.replace(inp / ".wheels.done", inp / "wheels.done")
+
+        thread = threading.Thread(target=contextvars.copy_context().run, args=(fetch,),
+                                  name="pll-fetch-wheels", daemon=True)
+        thread.start()
+        return thread
 
 
 class _Unprepared(Exception):

@@ -1,6 +1,7 @@
 # Installs the pinned requirements into the layer's folder with the image's own pip.
 # Environment: PLL_VERSION (X.Y of the runtime), PLL_IN, PLL_OUT, PLL_PREFIX (the layer's folder);
-# PLL_WHEELS, if set: a folder of the wheels the host fetched for these pins (build/prefetch.py).
+# PLL_WHEELS, if set: the folder the host fetches the pins' wheels into (build/prefetch.py); it
+# writes "ready" (or "online": ask the index) to $PLL_WHEELS.done when it is done.
 py=$(command -v python3 || command -v python)
 # One interpreter for the version check and pip, run as `python -m pip` would run it: every start
 # costs most of a second natively and seconds under emulation (arm64 on x86_64), and importing pip
@@ -10,6 +11,7 @@ import os
 import runpy
 import shutil
 import sys
+import time
 
 want, requirements, target = sys.argv[1:4]
 have = "%d.%d" % sys.version_info[:2]
@@ -35,6 +37,19 @@ if wheels:
     if own:
         print("pll: the image configures pip (%s): asking the index, not using the host's files"
               % ", ".join(own), flush=True)
+        wheels = ""
+if wheels:
+    try:  # most of pip's start-up, while the host may still be fetching
+        import pip._internal.cli.main  # noqa: F401
+    except ImportError:
+        pass
+    done, limit = wheels + ".done", 900  # the host's fetch gives up well before (timeouts)
+    deadline = time.monotonic() + limit
+    while not os.path.exists(done) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    verdict = open(done).read().strip() if os.path.exists(done) else "not done in %ds" % limit
+    if verdict != "ready":
+        print("pll: asking the index (the host's fetch: %s)" % verdict, flush=True)
         wheels = ""
 if wheels:
     print("pll: installing the wheels the host fetched, no index", flush=True)

@@ -6,7 +6,7 @@ import hashlib
 import os
 import re
 from collections.abc import Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -84,13 +84,17 @@ def fetch_wheels(text: str, python: str, machine: str, folder: Path, env: Mappin
         folder.mkdir(parents=True, exist_ok=True)
         os.chmod(folder, 0o755)  # the build uid reads it, mounted read-only
 
-        with ThreadPoolExecutor(FETCH_JOBS, thread_name_prefix="pll-fetch") as pool:
-            # Every release's page first: a package without a wheel stops it before a download.
+        pool = ThreadPoolExecutor(FETCH_JOBS, thread_name_prefix="pll-fetch")
+        try:
+            # Every release's page first: the first package without a wheel ends it (pages
+            # still being read write nothing), before any download.
             files = [f for found in _all([pool.submit(_wheels, pin, indexes, python, machine,
                                                       env, ca_bundle) for pin in pins])
                      for f in found]
             sizes = _all([pool.submit(_download, file, folder, env, ca_bundle)
-                          for file in files])
+                          for file in files], settle=True)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
     except (_Online, BuildError) as exc:
         reason = exc.problem if isinstance(exc, BuildError) else str(exc)
         log(f"docker: {redact(reason)}: the container's pip asks the index")
@@ -102,14 +106,19 @@ def fetch_wheels(text: str, python: str, machine: str, folder: Path, env: Mappin
     return done
 
 
-def _all(futures: list[Future[T]]) -> list[T]:
-    """The results in order; at the first failure the tasks not started are dropped."""
-    try:
+def _all(futures: list[Future[T]], settle: bool = False) -> list[T]:
+    """The results in order, or the first failure at once (those not started are dropped;
+    settle: after the running ones end, as they write files)."""
+    wait(futures, return_when=FIRST_EXCEPTION)
+    failure = next((exc for f in futures if f.done() and not f.cancelled()
+                    and (exc := f.exception()) is not None), None)
+    if failure is None:
         return [f.result() for f in futures]
-    except BaseException:
-        for f in futures:
-            f.cancel()
-        raise
+    for f in futures:
+        f.cancel()
+    if settle:
+        wait(futures)
+    raise failure
 
 
 def _pin(line: str) -> _Pin:

@@ -52,9 +52,10 @@ def test_only_a_requires_python_no_micro_version_meets_leaves_a_wheel_out(
     assert _python_may_fit(requires, "3.11") is fits
 
 
-def test_the_page_parser_reads_data_requires_python_and_the_sha256() -> None:
+def test_the_page_parser_reads_data_requires_python_and_the_sha256_and_no_paths() -> None:
     page = ('<a href="../../files/a-1.0-py3-none-any.whl#sha256=ab12" '
-            'data-requires-python="&gt;=3.12">a-1.0-py3-none-any.whl</a><a href="b.tar.gz">b</a>')
+            'data-requires-python="&gt;=3.12">a-1.0-py3-none-any.whl</a><a href="b.tar.gz">b</a>'
+            '<a href="/files/..%2F..%2Fa-1.0-py3-none-any.whl">up</a><a href="/f/.hidden">h</a>')
     found = links(page, "https://idx.example/simple/a/")
     assert [(link.filename, link.url, link.fragment, link.requires_python) for link in found] == [
         ("a-1.0-py3-none-any.whl", "https://idx.example/files/a-1.0-py3-none-any.whl",

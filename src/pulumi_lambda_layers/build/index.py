@@ -86,13 +86,16 @@ class _Anchors(html.parser.HTMLParser):
 
 
 def links(page: str, base: str) -> list[Link]:
-    """The links of a PEP 503 page (html entities in attributes already decoded)."""
+    """The links of a PEP 503 page (html entities in attributes already decoded) whose file
+    names are plain names."""
     parser = _Anchors()
     parser.feed(page)
     out = []
     for href, requires_python in parser.hrefs:
         url, _, fragment = urllib.parse.urljoin(base, href).partition("#")
         filename = urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1])
+        if not filename or "/" in filename or "\\" in filename or filename.startswith("."):
+            continue  # never a path of its own ("..%2F" would leave the folder it is put in)
         out.append(Link(filename, url, dict(urllib.parse.parse_qsl(fragment)), requires_python))
     return out
 

@@ -22,18 +22,19 @@ from pathlib import Path
 
 def make_wheel(folder: Path, name: str, version: str, requires: tuple[str, ...] = (),
                metadata: tuple[str, ...] = (), code: str = "",
-               extra: dict[str, str] | None = None) -> Path:
-    """A minimal pure-Python wheel of name==version (Requires-Dist: requires, and more METADATA
-    lines, e.g. a License-Expression) in folder; code is appended to its __init__.py; extra: more
-    files by path (e.g. the dist-info's entry_points.txt)."""
+               extra: dict[str, str] | None = None, tag: str = "py3-none-any") -> Path:
+    """A minimal wheel of name==version (Requires-Dist: requires, and more METADATA lines, e.g. a
+    License-Expression) in folder; code is appended to its __init__.py; extra: more files by path
+    (e.g. the dist-info's entry_points.txt); tag: pure Python, or a platform's (platlib, still
+    Python code only: what pip and uv choose by is the tag)."""
     dist = f"{name}-{version}.dist-info"
     files = {
         f"{name}/__init__.py": f"VERSION = {version!r}\n{code}",
         f"{dist}/METADATA": "".join(f"{line}\n" for line in (
             "Metadata-Version: 2.4", f"Name: {name}", f"Version: {version}",
             *(f"Requires-Dist: {r}" for r in requires), *metadata)),
-        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: pll-tests\nRoot-Is-Purelib: true\n"
-                         "Tag: py3-none-any\n",
+        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: pll-tests\nRoot-Is-Purelib: "
+                         f"{str(tag.endswith('-none-any')).lower()}\nTag: {tag}\n",
         **(extra or {}),
     }
 
@@ -43,7 +44,7 @@ def make_wheel(folder: Path, name: str, version: str, requires: tuple[str, ...] 
     record = [f"{path},sha256={digest(text)},{len(text.encode())}" for path, text in files.items()]
     files[f"{dist}/RECORD"] = "\n".join([*record, f"{dist}/RECORD,,"]) + "\n"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}-{version}-py3-none-any.whl"
+    path = folder / f"{name}-{version}-{tag}.whl"
     with zipfile.ZipFile(path, "w") as zf:
         for member, text in files.items():
             zf.writestr(member, text)

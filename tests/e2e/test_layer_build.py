@@ -86,7 +86,9 @@ def _project(p: PulumiProject, lock: str, **config: str) -> PulumiCLI:
 
 def test_publish_preview_replace_share_refresh_destroy(pulumi_project: PulumiProject,
                                                        aws_env: str, tmp_path: Path) -> None:
-    cli = _project(pulumi_project, "six==1.16.0\n", builder="docker",
+    # MarkupSafe publishes platform wheels: the build container's pip installs it (a pure wheel
+    # would be unpacked here, without a container).
+    cli = _project(pulumi_project, "markupsafe==2.1.5\n", builder="docker",
                    image=require_image("python3.11", "x86_64"), network_mode="host",
                    ca_bundle=HOST_CA_BUNDLE,
                    share_with=json.dumps(["111122223333", "o-abcdefghij"]))
@@ -100,7 +102,7 @@ def test_publish_preview_replace_share_refresh_destroy(pulumi_project: PulumiPro
     up = cli.up()
     out = cli.outputs()
     assert out["version"] == 1 and out["builder_used"] == "docker"
-    assert out["packages"] == {"six": "1.16.0"}
+    assert out["packages"] == {"markupsafe": "2.1.5"}
     assert out["runtimes"] == ["python3.11"] and out["architectures"] == ["x86_64"]
     live = _lambda(aws_env).get_layer_version(LayerName="e2e-deps", VersionNumber=1)  # type: ignore[attr-defined]
     assert live["LayerArn"] == out["layer_arn"]
@@ -130,13 +132,13 @@ def test_publish_preview_replace_share_refresh_destroy(pulumi_project: PulumiPro
     assert set(other.preview_changes()) == {"same"}
 
     # 3. One pinned package changes: preview names it with both versions and shows a replace.
-    (pulumi_project.dir / "requirements.lock").write_text("six==1.17.0\n")
+    (pulumi_project.dir / "requirements.lock").write_text("markupsafe==3.0.2\n")
     diff = cli.preview(diff=True).stdout
     assert "+-" in diff and "replace" in diff.lower(), diff
-    assert '"1.16.0" => "1.17.0"' in diff and "six" in diff, diff
+    assert '"2.1.5" => "3.0.2"' in diff and "markupsafe" in diff, diff
     cli.up()
     out2 = cli.outputs()
-    assert out2["version"] == 2 and out2["packages"] == {"six": "1.17.0"}
+    assert out2["version"] == 2 and out2["packages"] == {"markupsafe": "3.0.2"}
     assert _versions(aws_env, "e2e-deps") == [2], "the replaced version 1 is deleted"
     # The version a replace publishes is shared like the first one was.
     principals = _policy_principals(aws_env, "e2e-deps", 2)

@@ -85,8 +85,8 @@ def test_wheels_from_both_indexes_only_the_targets_and_only_the_locks(tmp_path: 
                                        "/simple/beta/"]
         assert sorted(b.log.paths) == [f"/files/{arm.name}", f"/files/{beta.name}",
                                        "/simple/alpha/", "/simple/beta/"]
-        assert log == ["docker: fetched 3 wheels (0.0 MB) of 2 packages here; the container's "
-                       "pip installs them without an index"]
+        assert log == ["docker: fetched 3 wheels (0.0 MB) of 2 packages here (no index asked in "
+                       "the container)"]
 
 
 def test_the_container_asks_the_index_when_the_host_cannot_choose_as_pip_would(

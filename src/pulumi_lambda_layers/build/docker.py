@@ -89,7 +89,11 @@ class DockerBuilder:
                                              DOCKER_PLATFORM[spec.architecture], log)
         return self._images[key]
 
-    def build(self, spec: LayerSpec, fp: Fingerprint, root: Path, log: Log) -> None:
+    def build(self, spec: LayerSpec, fp: Fingerprint, root: Path, log: Log,
+              wheels: Path | None = None, fetch: bool = True) -> None:
+        """Install fp's requirements (or package.json) into root in one container. Python: the
+        container's pip installs the wheels the caller fetched into `wheels` (fetch_wheels), or
+        those fetched here meanwhile; fetch=False: it asks the index itself (sdists to build)."""
         image = self._image(spec, log)
         client = self._client
         uid, gid = build_user()
@@ -109,15 +113,19 @@ class DockerBuilder:
             os.chmod(inp, 0o755)
             # The lock's wheels are fetched here while the container starts (python.sh waits
             # for the verdict after importing pip, most of its start-up under emulation).
-            fetching = self._start_fetch(spec, fp, Path(inp), log)
-            wheels = fetching is not None
+            fetching = None
+            if wheels is not None:
+                _given(wheels, Path(inp))
+            elif fetch:
+                fetching = self._start_fetch(spec, fp, Path(inp), log)
+            fetched = wheels is not None or fetching is not None
             volumes = {inp: {"bind": _IN, "mode": "ro"}, str(root): {"bind": _OUT, "mode": "rw"},
                        cache: {"bind": _CACHE, "mode": "rw"}}
             if spec.ca_bundle:
                 volumes[copy_ca_bundle(spec.ca_bundle, Path(inp))] = {"bind": _CA, "mode": "ro"}
             log(f"docker: building in {spec.build_image} ({spec.architecture}) as uid {uid}")
             try:
-                self._run(client, image, volumes, spec, (uid, gid), cache, log, wheels)
+                self._run(client, image, volumes, spec, (uid, gid), cache, log, fetched)
             finally:
                 if fetching is not None:
                     fetching.join()  # nothing writes into the input folder once it is removed
@@ -145,25 +153,53 @@ class DockerBuilder:
         text = fp.install_files.get("requirements.txt")
         if not self._fetch_here or text is None:
             return None
-        env = {**os.environ, **spec.proxy, **{k.lower(): v for k, v in spec.proxy.items()}}
-        ca = str(spec.ca_bundle) if spec.ca_bundle else None
 
         def fetch() -> None:
             done = None
             try:
-                done = prefetch.fetch_wheels(text, spec.runtime.version,
-                                             UNAME_MACHINE[spec.architecture], inp / "wheels",
-                                             env, ca, log)
+                done = self.fetch_wheels(spec, text, inp / "wheels", log)
             finally:  # whatever happened, the container is told (else it waits its limit out)
-                # Readable by the build uid before it appears (renamed into place).
-                (inp / ".wheels.done").write_bytes(b"ready" if done is not None else b"online")
-                os.chmod(inp / ".wheels.done", 0o644)
-                os.replace(inp / ".wheels.done", inp / "wheels.done")
+                _verdict(inp, done is not None)
 
         thread = threading.Thread(target=contextvars.copy_context().run, args=(fetch,),
                                   name="pll-fetch-wheels", daemon=True)
         thread.start()
         return thread
+
+
+    def fetch_wheels(self, spec: LayerSpec, text: str, folder: Path, log: Log
+                     ) -> prefetch.Fetched | None:
+        """The wheels of the requirements text that this image's pip could pick, fetched into
+        folder through the spec's proxy, with its extra CA bundle (build/prefetch.py); None when
+        the container's pip is to ask the index (or fetch_here=False)."""
+        if not self._fetch_here or spec.runtime.language != "python":
+            return None
+        env = {**os.environ, **spec.proxy, **{k.lower(): v for k, v in spec.proxy.items()}}
+        return prefetch.fetch_wheels(text, spec.runtime.version, UNAME_MACHINE[spec.architecture],
+                                     folder, env, str(spec.ca_bundle) if spec.ca_bundle else None,
+                                     log)
+
+
+def _given(wheels: Path, inp: Path) -> None:
+    """The caller's fetched wheels into the input folder (hard links where they can be), and
+    the verdict that they are ready."""
+    (inp / "wheels").mkdir(mode=0o755)
+    os.chmod(inp / "wheels", 0o755)
+    for path in sorted(wheels.glob("*.whl")):
+        try:
+            os.link(path, inp / "wheels" / path.name)
+        except OSError:  # another filesystem
+            shutil.copyfile(path, inp / "wheels" / path.name)
+        os.chmod(inp / "wheels" / path.name, 0o644)
+    _verdict(inp, True)
+
+
+def _verdict(inp: Path, ready: bool) -> None:
+    """inp/wheels.done for python.sh: "ready", or "online" (ask the index); readable by the
+    build uid before it appears (renamed into place)."""
+    (inp / ".wheels.done").write_bytes(b"ready" if ready else b"online")
+    os.chmod(inp / ".wheels.done", 0o644)
+    os.replace(inp / ".wheels.done", inp / "wheels.done")
 
 
 class _Unprepared(Exception):

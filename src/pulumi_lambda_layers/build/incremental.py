@@ -27,6 +27,7 @@ from pulumi_lambda_layers.build.local import (
 )
 from pulumi_lambda_layers.build.rawzip import DEFLATE
 from pulumi_lambda_layers.errors import (
+    BuildError,
     NoCompatibleWheel,
     NotSplittable,
     NpmUnsupported,
@@ -111,12 +112,12 @@ def _python(spec: LayerSpec, fp: Fingerprint, work: Path, output: Path,
             scope = pool.submit(contextvars.copy_context().run, docker.pack_scope, spec, log)
         return scope
 
-    def to_container(names: list[str]) -> None:
+    def to_container(names: list[str], wheel_less: bool = True) -> None:
         # The container for names, while the packages with wheels are installed here.
         assert docker is not None
         there.append(pool.submit(contextvars.copy_context().run, _from_container, spec, fp,
                                  options, lines, names, work / f"docker-{len(there)}", log,
-                                 docker, get_ready()))
+                                 docker, get_ready(), wheel_less))
 
     try:
         if local:
@@ -127,7 +128,7 @@ def _python(spec: LayerSpec, fp: Fingerprint, work: Path, output: Path,
                 here = _install_here(spec, fp, options, lines, todo, work, log,
                                      to_container if docker is not None else None)
         elif todo:
-            to_container(todo)
+            to_container(todo, wheel_less=False)
         compressed = 0
         for name in sorted(here):
             found[name] = packs.create(keys[name], here[name], COMPRESS_LEVEL, _checker(spec))
@@ -160,10 +161,13 @@ class _Packed:
 
 def _from_container(spec: LayerSpec, fp: Fingerprint, options: list[str], lines: dict[str, str],
                     names: list[str], root: Path, log: Callable[[str], None],
-                    docker: DockerBuilder, scope: Future[str]) -> _Packed:
+                    docker: DockerBuilder, scope: Future[str], wheel_less: bool) -> _Packed:
     """The packs of names as the build container installs them: from the pack cache of this
     image and cache volume (scope: DockerBuilder.pack_scope), the missing ones installed in
-    one container run into root (made here)."""
+    one container run into root (made here). Unless wheel_less (auto's native sdists), their
+    wheels are fetched here first: a package whose one fitting file is a pure-Python wheel is
+    unpacked here by uv from that file (the same files pip would write), the rest go to the
+    container, which installs the fetched wheels without an index."""
     keys = {name: docker_package_key(spec, options, lines[name], scope.result())
             for name in names}
     loaded = {name: packs.load(keys[name]) for name in names}
@@ -174,21 +178,55 @@ def _from_container(spec: LayerSpec, fp: Fingerprint, options: list[str], lines:
             f"volume: {', '.join(sorted(found))}")
     if not todo:
         return _Packed(found, [], 0)
-    root.mkdir()
-    subset = Fingerprint(fp.content_hash, {n: fp.packages.get(n, "") for n in todo},
-                         {"requirements.txt": _text(options, lines, todo)})
-    log(f"docker: installing {len(todo)} of {len(lines)} packages in one container: "
-        f"{', '.join(todo)}")
-    docker.build(spec, subset, root, log)
-    groups = split_by_package(root, spec.runtime.layer_prefix, spec.exclude, spec.slim,
-                              pip_target=True)
-    if set(groups) != set(todo):
-        raise NotSplittable(f"the container installed {sorted(groups)}, asked for {todo}")
+    wheels = root.parent / f"{root.name}-wheels"
+    fetched = None if wheel_less else docker.fetch_wheels(spec, _text(options, lines, todo),
+                                                          wheels, log)
+    groups = _pure_here(spec, fp, lines, fetched.pure() if fetched else [], wheels,
+                        root.parent / f"{root.name}-pure", log)
+    rest = [name for name in todo if name not in groups]
+    if rest:
+        root.mkdir()
+        subset = Fingerprint(fp.content_hash, {n: fp.packages.get(n, "") for n in rest},
+                             {"requirements.txt": _text(options, lines, rest)})
+        log(f"docker: installing {len(rest)} of {len(lines)} packages in one container: "
+            f"{', '.join(rest)}")
+        docker.build(spec, subset, root, log, wheels=wheels if fetched else None, fetch=False)
+        there = split_by_package(root, spec.runtime.layer_prefix, spec.exclude, spec.slim,
+                                 pip_target=True)
+        if set(there) != set(rest):
+            raise NotSplittable(f"the container installed {sorted(there)}, asked for {rest}")
+        groups.update(there)
     compressed = 0
     for name in todo:
         found[name] = packs.create(keys[name], groups[name], COMPRESS_LEVEL, _checker(spec))
         compressed += len(groups[name])
     return _Packed(found, todo, compressed)
+
+
+def _pure_here(spec: LayerSpec, fp: Fingerprint, lines: dict[str, str], names: list[str],
+               wheels: Path, root: Path, log: Callable[[str], None]
+               ) -> dict[str, list[tuple[str, Path | str]]]:
+    """names (each with one pure-Python wheel in the wheels folder) installed here by uv from
+    those files alone, their files by package; {} (the container then installs them) if uv
+    cannot (a Requires-Python of the wheel's own, say: pip would refuse it the same way)."""
+    if not names:
+        return {}
+    log(f"docker: {', '.join(names)}: the one wheel for the target is pure Python "
+        "(*-none-any): unpacked here, the files the image's pip would write")
+    root.mkdir()
+    text = "".join([f"--no-index\n--find-links {wheels}\n", *(lines[n] + "\n" for n in names)])
+    subset = Fingerprint(fp.content_hash, {n: fp.packages.get(n, "") for n in names},
+                         {"requirements.txt": text})
+    try:
+        LocalBuilder().build(spec, subset, root, log)
+    except (NoCompatibleWheel, BuildError) as exc:
+        log(f"docker: uv could not install them here ({str(exc).splitlines()[0]}): the "
+            "container installs them")
+        return {}
+    groups = split_by_package(root, spec.runtime.layer_prefix, spec.exclude, spec.slim)
+    if set(groups) != set(names):
+        raise NotSplittable(f"installed {sorted(groups)}, asked for {names}")
+    return groups
 
 
 def _install_here(spec: LayerSpec, fp: Fingerprint, options: list[str], lines: dict[str, str],

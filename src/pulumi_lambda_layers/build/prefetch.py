@@ -7,7 +7,7 @@ import os
 import re
 from collections.abc import Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -44,6 +44,14 @@ class Fetched:
     packages: int
     files: int
     size: int
+    wheels: dict[str, tuple[str, ...]] = field(default_factory=dict)  # file names by package
+
+    def pure(self) -> list[str]:
+        """The packages whose one fitting file is a pure-Python wheel (`*-none-any`): what pip
+        makes of it is the wheel's files, whatever the image, as uv does here."""
+        return sorted(name for name, files in self.wheels.items()
+                      if len(files) == 1 and all(t.abi == "none" and t.platform == "any"
+                                                 for t in parse_wheel_filename(files[0])[3]))
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,7 @@ class _Pin:
 
 @dataclass(frozen=True)
 class _File:
+    package: str
     filename: str
     url: str  # with the index's credentials
     sha256: str  # the index's, "" when it gives none
@@ -99,10 +108,13 @@ def fetch_wheels(text: str, python: str, machine: str, folder: Path, env: Mappin
         reason = exc.problem if isinstance(exc, BuildError) else str(exc)
         log(f"docker: {redact(reason)}: the container's pip asks the index")
         return None
-    kept = [size for size in sizes if size is not None]
-    done = Fetched(len(pins), len(kept), sum(kept))
+    kept = [(file, size) for file, size in zip(files, sizes, strict=True) if size is not None]
+    wheels: dict[str, tuple[str, ...]] = {pin.name: () for pin in pins}
+    for file, _ in kept:
+        wheels[file.package] += (file.filename,)
+    done = Fetched(len(pins), len(kept), sum(size for _, size in kept), wheels)
     log(f"docker: fetched {done.files} wheels ({done.size / 1e6:.1f} MB) of {done.packages} "
-        "packages here; the container's pip installs them without an index")
+        "packages here (no index asked in the container)")
     return done
 
 
@@ -170,7 +182,8 @@ def _wheels(pin: _Pin, indexes: list[str], python: str, machine: str, env: Mappi
             if pin.hashes and digest and digest not in pin.hashes:
                 unlocked += 1
                 continue
-            file = _File(link.filename, with_credentials(link.url, index), digest, pin.hashes)
+            file = _File(pin.name, link.filename, with_credentials(link.url, index), digest,
+                         pin.hashes)
             seen = found.setdefault(file.filename, file)
             if seen is not file and (not digest or seen.sha256 != digest):
                 raise _Online(f"{file.filename} is on two indexes, not known to be the same "

@@ -105,9 +105,10 @@ def test_the_container_asks_the_index_when_the_host_cannot_choose_as_pip_would(
                 "(which one pip takes is its choice)",
             "--find-links /wheels\nalpha==1.0\n": "the requirements give --find-links",
             "--no-binary :all:\nalpha==1.0\n": "the requirements give --no-binary",
-            "alpha>=1.0\n": "alpha is not pinned to one version of an index",
-            'alpha==1.0 ; sys_platform == "linux"\n': "alpha is not pinned to one version of "
-                                                      "an index",
+            "alpha>=1.0\n": "'alpha>=1.0' is not pinned to one version of an index",
+            'alpha==1.0 ; sys_platform == "linux"\n':
+                "'alpha==1.0 ; sys_platform == \"linux\"' is not pinned to one version of an "
+                "index",
             "alpha==1.0 --hash=sha256:00ff\n": "none of the 1 wheels of alpha 1.0 for CPython "
                                                "3.11 on Linux x86_64 has one of the lock's "
                                                "sha256 hashes",

@@ -51,8 +51,8 @@ class PackStats:
     reused: tuple[str, ...]
     packed: tuple[str, ...]
     files_compressed: int
-    docker: tuple[str, ...] = ()  # packages whose files the build container installed (now or
-    # for the pack reused)
+    docker: tuple[str, ...] = ()  # packages of the Docker path, now or for the pack reused:
+    # installed by the build container, or (a sole pure-Python wheel) unpacked here for it
 
 
 @dataclass(frozen=True)

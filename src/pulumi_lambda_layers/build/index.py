@@ -13,6 +13,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
 from pulumi_lambda_layers.errors import BuildError
 from pulumi_lambda_layers.sources.credentials import redact
 
@@ -62,6 +65,32 @@ def _flags(options: list[str]) -> dict[str, list[str]]:
         flag, value = option(line)
         flags.setdefault(flag, []).append(value)
     return flags
+
+
+class Pin(NamedTuple):
+    """A requirement line pinned to one version of an index."""
+
+    name: str  # canonical
+    version: str
+    hashes: frozenset[str]  # the line's sha256 digests (--hash=sha256:...); empty: none
+    marker: bool  # it has an environment marker
+
+
+def pin(line: str) -> Pin | None:
+    """The pin of a requirements line (`name==version`, `===` too, with `--hash` options); None
+    for any other line (a range, a URL, a line that is not a requirement)."""
+    req_text, *hash_parts = line.split(" --hash")
+    try:
+        req = Requirement(req_text.strip())
+    except InvalidRequirement:
+        return None
+    specs = list(req.specifier)
+    if req.url or len(specs) != 1 or specs[0].operator not in ("==", "==="):
+        return None
+    digests = (h.strip().lstrip("=").strip() for h in hash_parts)
+    return Pin(canonicalize_name(req.name), specs[0].version,
+               frozenset(d.removeprefix("sha256:") for d in digests if d.startswith("sha256:")),
+               req.marker is not None)
 
 
 class Link(NamedTuple):

@@ -11,17 +11,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import Tag
 from packaging.utils import (
     InvalidWheelFilename,
-    canonicalize_name,
     canonicalize_version,
     parse_wheel_filename,
 )
 
-from pulumi_lambda_layers.build.index import get, links, option, pip_index_urls, with_credentials
+from pulumi_lambda_layers.build.index import (
+    Pin,
+    get,
+    links,
+    option,
+    pin,
+    pip_index_urls,
+    with_credentials,
+)
 from pulumi_lambda_layers.errors import BuildError
 from pulumi_lambda_layers.log import Sink as Log
 from pulumi_lambda_layers.sources.credentials import redact
@@ -52,13 +58,6 @@ class Fetched:
         return sorted(name for name, files in self.wheels.items()
                       if len(files) == 1 and all(t.abi == "none" and t.platform == "any"
                                                  for t in parse_wheel_filename(files[0])[3]))
-
-
-@dataclass(frozen=True)
-class _Pin:
-    name: str
-    version: str
-    hashes: frozenset[str]  # the lock's sha256 digests of the release's files; empty: no hashes
 
 
 @dataclass(frozen=True)
@@ -133,19 +132,12 @@ def _all(futures: list[Future[T]], settle: bool = False) -> list[T]:
     raise failure
 
 
-def _pin(line: str) -> _Pin:
-    req_text, *hash_parts = line.split(" --hash")
-    try:
-        req = Requirement(req_text.strip())
-    except InvalidRequirement:
-        raise _Online(f"the requirement line {req_text.strip()!r} is not one pip reads as a pin") \
-            from None
-    specs = list(req.specifier)
-    if req.url or req.marker or len(specs) != 1 or specs[0].operator not in ("==", "==="):
-        raise _Online(f"{req.name} is not pinned to one version of an index")
-    digests = (h.strip().lstrip("=").strip() for h in hash_parts)
-    return _Pin(canonicalize_name(req.name), specs[0].version,
-                frozenset(d.removeprefix("sha256:") for d in digests if d.startswith("sha256:")))
+def _pin(line: str) -> Pin:
+    found = pin(line)
+    if found is None or found.marker:
+        raise _Online(f"{line.split(' --hash')[0].strip()!r} is not pinned to one version of an "
+                      "index")
+    return found
 
 
 def _download(file: _File, folder: Path, env: Mapping[str, str], ca_bundle: str | None
@@ -164,7 +156,7 @@ def _download(file: _File, folder: Path, env: Mapping[str, str], ca_bundle: str 
     return len(data)
 
 
-def _wheels(pin: _Pin, indexes: list[str], python: str, machine: str, env: Mapping[str, str],
+def _wheels(pin: Pin, indexes: list[str], python: str, machine: str, env: Mapping[str, str],
             ca_bundle: str | None) -> list[_File]:
     """The release's wheels on all the indexes (pip merges them) that pip could pick."""
     found: dict[str, _File] = {}

@@ -15,11 +15,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import NoReturn
 
-from packaging.requirements import Requirement
 from packaging.utils import (
     InvalidSdistFilename,
     InvalidWheelFilename,
-    canonicalize_name,
     canonicalize_version,
     parse_sdist_filename,
     parse_wheel_filename,
@@ -32,6 +30,7 @@ from pulumi_lambda_layers.build.index import (
     index_urls,
     links,
     option,
+    pin,
     with_credentials,
 )
 from pulumi_lambda_layers.errors import BuildError, NoCompatibleWheel
@@ -100,23 +99,20 @@ def pure_wheel(line: str, options: list[str], env: Mapping[str, str], ca_bundle:
         return _keep(name, version, sdist, built)
 
 
-def _check_lock_hashes(name: str, sdist: Sdist, hashes: tuple[str, ...]) -> None:
+def _check_lock_hashes(name: str, sdist: Sdist, hashes: frozenset[str]) -> None:
     if hashes and sdist.sha256 not in hashes:
         raise BuildError(f"sdist {name}", f"{sdist.filename} on the index has sha256 "
                          f"{sdist.sha256}, which is none of the lock's hashes for {name}",
                          fix="update the lock's --hash lines, or check which index serves it")
 
 
-def _pin(line: str) -> tuple[str, str, tuple[str, ...]]:
-    req_text, *hash_parts = line.split(" --hash")
-    req = Requirement(req_text.strip())
-    specs = list(req.specifier)
-    if req.url or len(specs) != 1 or specs[0].operator not in ("==", "==="):
-        raise NoCompatibleWheel(f"{req.name} has no prebuilt wheel and is not pinned to a "
-                                "version of an index (only those are built from an sdist here)")
-    hashes = tuple(h.strip().lstrip("=").strip().removeprefix("sha256:") for h in hash_parts
-                   if h.strip().lstrip("=").strip().startswith("sha256:"))
-    return canonicalize_name(req.name), specs[0].version, hashes
+def _pin(line: str) -> tuple[str, str, frozenset[str]]:
+    found = pin(line)
+    if found is None:
+        name = line.split(" --hash")[0].strip()
+        raise NoCompatibleWheel(f"{name} has no prebuilt wheel and is not pinned to a version of "
+                                "an index (only those are built from an sdist here)")
+    return found.name, found.version, found.hashes
 
 
 def _cached(name: str, version: str, digest: str, log: Log) -> Path | None:

@@ -159,6 +159,9 @@ def _download(file: _File, folder: Path, env: Mapping[str, str], ca_bundle: str 
 def _wheels(pin: Pin, indexes: list[str], python: str, machine: str, env: Mapping[str, str],
             ca_bundle: str | None) -> list[_File]:
     """The release's wheels on all the indexes (pip merges them) that pip could pick."""
+    def fits(filename: str) -> bool:
+        return wheel_fits(filename, pin.name, pin.version, python, machine)
+
     found: dict[str, _File] = {}
     unlocked = 0  # fitting wheels whose sha256 is none of the lock's
     for index in indexes:
@@ -166,9 +169,8 @@ def _wheels(pin: Pin, indexes: list[str], python: str, machine: str, env: Mappin
                    use_netrc=False)
         if page is None:
             continue
-        for link in links(page.decode("utf-8", "replace"), f"{index}/{pin.name}/"):
-            if not wheel_fits(link.filename, pin.name, pin.version, python, machine) \
-                    or not _python_may_fit(link.requires_python, python):
+        for link in links(page.decode("utf-8", "replace"), f"{index}/{pin.name}/", keep=fits):
+            if not _python_may_fit(link.requires_python, python):
                 continue
             digest = link.fragment.get("sha256", "")
             if pin.hashes and digest and digest not in pin.hashes:

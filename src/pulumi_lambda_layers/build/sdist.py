@@ -200,6 +200,8 @@ def _native_source(archive: Path) -> str | None:
 
 def _find_sdist(name: str, version: str, options: list[str], env: Mapping[str, str],
                 ca_bundle: str | None) -> Sdist:
+    """The release's sdist on the first index that has the project (uv's order), or from a
+    --find-links folder."""
     asked: list[str] = []
     for folder in find_links(options, env):
         if "://" not in folder and Path(folder).is_dir():
@@ -211,8 +213,9 @@ def _find_sdist(name: str, version: str, options: list[str], env: Mapping[str, s
         page = get(f"{index}/{name}/", env, ca_bundle, missing_ok=True)
         if page is None:
             continue  # not on this index: uv (first-index) goes on to the next one
-        listed = links(page.decode("utf-8", "replace"), f"{index}/{name}/")
-        release = [(fn, url, frag) for fn, url, frag, _ in listed if _release_of(fn, name, version)]
+        listed = links(page.decode("utf-8", "replace"), f"{index}/{name}/",
+                       keep=lambda fn: _release_of(fn, name, version))
+        release = [(fn, url, frag) for fn, url, frag, _ in listed]
         native = [fn for fn, _, _ in release if fn.endswith(".whl") and not _pure_name(fn)]
         if native:
             # Its author publishes platform wheels: it compiles, so it is not built here.

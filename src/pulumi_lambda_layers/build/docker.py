@@ -111,8 +111,9 @@ class DockerBuilder:
                 Path(inp, name).write_text(text)
                 os.chmod(Path(inp, name), 0o644)
             os.chmod(inp, 0o755)
-            # The lock's wheels are fetched here while the container starts (python.sh waits
-            # for the verdict after importing pip, most of its start-up under emulation).
+            # The caller's fetched wheels, or (a whole-lock build) the lock's, fetched here while
+            # the container starts: python.sh waits for the verdict after importing pip, most
+            # of its start-up under emulation.
             fetching = None
             if wheels is not None:
                 _given(wheels, Path(inp))
@@ -165,7 +166,6 @@ class DockerBuilder:
                                   name="pll-fetch-wheels", daemon=True)
         thread.start()
         return thread
-
 
     def fetch_wheels(self, spec: LayerSpec, text: str, folder: Path, log: Log
                      ) -> prefetch.Fetched | None:

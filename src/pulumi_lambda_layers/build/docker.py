@@ -174,10 +174,11 @@ class DockerBuilder:
         the container's pip is to ask the index (or fetch_here=False)."""
         if not self._fetch_here or spec.runtime.language != "python":
             return None
-        env = {**os.environ, **spec.proxy, **{k.lower(): v for k, v in spec.proxy.items()}}
+        from pulumi_lambda_layers.build.local import _proxy_env
+
         return prefetch.fetch_wheels(text, spec.runtime.version, UNAME_MACHINE[spec.architecture],
-                                     folder, env, str(spec.ca_bundle) if spec.ca_bundle else None,
-                                     log)
+                                     folder, _proxy_env(spec),
+                                     str(spec.ca_bundle) if spec.ca_bundle else None, log)
 
 
 def _given(wheels: Path, inp: Path) -> None:

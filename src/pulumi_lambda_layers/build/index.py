@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
+from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from pulumi_lambda_layers.errors import BuildError
 from pulumi_lambda_layers.sources.credentials import redact
@@ -94,6 +94,11 @@ def pin(line: str) -> Pin | None:
     return Pin(canonicalize_name(req.name), specs[0].version,
                frozenset(d.removeprefix("sha256:") for d in digests if d.startswith("sha256:")),
                req.marker is not None)
+
+
+def pure_wheel_name(filename: str) -> bool:
+    """Whether a wheel's file name says pure Python: every tag `*-none-any`."""
+    return all(t.abi == "none" and t.platform == "any" for t in parse_wheel_filename(filename)[3])
 
 
 class Link(NamedTuple):

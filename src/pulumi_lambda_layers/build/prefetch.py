@@ -26,6 +26,7 @@ from pulumi_lambda_layers.build.index import (
     option,
     pin,
     pip_index_urls,
+    pure_wheel_name,
     with_credentials,
 )
 from pulumi_lambda_layers.errors import BuildError
@@ -56,8 +57,7 @@ class Fetched:
         """The packages whose one fitting file is a pure-Python wheel (`*-none-any`): what pip
         makes of it is the wheel's files, whatever the image, as uv does here."""
         return sorted(name for name, files in self.wheels.items()
-                      if len(files) == 1 and all(t.abi == "none" and t.platform == "any"
-                                                 for t in parse_wheel_filename(files[0])[3]))
+                      if len(files) == 1 and pure_wheel_name(files[0]))
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from pulumi_lambda_layers.build.index import (
     links,
     option,
     pin,
+    pure_wheel_name,
     with_credentials,
 )
 from pulumi_lambda_layers.errors import BuildError, NoCompatibleWheel
@@ -216,7 +217,7 @@ def _find_sdist(name: str, version: str, options: list[str], env: Mapping[str, s
         listed = links(page.decode("utf-8", "replace"), f"{index}/{name}/",
                        keep=lambda fn: _release_of(fn, name, version))
         release = [(fn, url, frag) for fn, url, frag, _ in listed]
-        native = [fn for fn, _, _ in release if fn.endswith(".whl") and not _pure_name(fn)]
+        native = [fn for fn, _, _ in release if fn.endswith(".whl") and not pure_wheel_name(fn)]
         if native:
             # Its author publishes platform wheels: it compiles, so it is not built here.
             raise NoCompatibleWheel(f"{name} {version} has platform wheels ({native[0]}, ...) "
@@ -246,10 +247,6 @@ def _is_sdist_of(filename: str, name: str, version: str) -> bool:
     except InvalidSdistFilename:
         return False
     return n == name and canonicalize_version(v) == canonicalize_version(version)
-
-
-def _pure_name(filename: str) -> bool:
-    return all(t.abi == "none" and t.platform == "any" for t in parse_wheel_filename(filename)[3])
 
 
 def _download(sdist: Sdist, path: Path, env: Mapping[str, str], ca_bundle: str | None) -> str:
